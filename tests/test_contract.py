@@ -1,0 +1,152 @@
+"""One contract over every registered task family (navigation, locomotion, grasping, ...)."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import metarl.envs as envs
+from metarl.envs.base import BatchEnv, FamilyEnv, Task, TaskError, TaskFamily
+
+FAMILIES = envs.family_names()
+STEPS = 200
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family(request: pytest.FixtureRequest) -> TaskFamily:
+    return envs.make_family(request.param)
+
+
+def _tasks(family: TaskFamily, n: int = 3, seed: int = 0) -> list[Task]:
+    return family.sample_tasks(n, np.random.default_rng(seed))
+
+
+def _actions(family: TaskFamily, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    low, high = family.action_space.low, family.action_space.high
+    return rng.uniform(low, high, size=(n, *family.action_space.shape))
+
+
+def _rollout(env: FamilyEnv, task: Task, seed: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    obs, _ = env.reset(seed=seed, options={"task": task})
+    observations, rewards = [obs], []
+    for action in actions:
+        obs, reward, terminated, truncated, _ = env.step(action)
+        observations.append(obs)
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    return np.array(observations), np.array(rewards)
+
+
+def test_registry_is_complete_and_gym_ids_resolve() -> None:
+    assert "Navigation2D" in FAMILIES
+    for name in FAMILIES:
+        spec = envs.family_spec(name)
+        env = gym.make(spec.gym_id)
+        assert isinstance(env.unwrapped, FamilyEnv)
+        env.close()
+
+
+def test_family_keeps_the_protocol(family: TaskFamily) -> None:
+    assert isinstance(family, TaskFamily)
+    batch = family.make_batch_env(2)
+    assert isinstance(batch, BatchEnv)
+    batch.close()
+    assert family.horizon >= 1
+    assert family.task_space()
+
+
+def test_gymnasium_and_sb3_checkers_pass(family: TaskFamily) -> None:
+    for task in _tasks(family):
+        env = FamilyEnv(family, task=task, render_mode="rgb_array")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. SB3's "use a [-1, 1] action space"
+            gym_check_env(env, skip_render_check=False)
+            sb3_check_env(env, warn=False)
+        env.close()
+
+
+def test_same_seed_same_trajectory(family: TaskFamily) -> None:
+    task = _tasks(family, 1)[0]
+    actions = _actions(family, STEPS, seed=1)
+    env_a, env_b = FamilyEnv(family, task=task), FamilyEnv(family, task=task)
+    obs_a, rew_a = _rollout(env_a, task, 7, actions)
+    obs_b, rew_b = _rollout(env_b, task, 7, actions)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    np.testing.assert_array_equal(rew_a, rew_b)
+
+
+def test_different_tasks_differ(family: TaskFamily) -> None:
+    task_a, task_b = _tasks(family, 2, seed=3)
+    actions = _actions(family, 50, seed=2)
+    env = FamilyEnv(family)
+    obs_a, rew_a = _rollout(env, task_a, 0, actions)
+    obs_b, rew_b = _rollout(env, task_b, 0, actions)
+    n = min(len(rew_a), len(rew_b))
+    assert not (np.allclose(rew_a[:n], rew_b[:n]) and np.allclose(obs_a[: n + 1], obs_b[: n + 1]))
+
+
+def test_reward_is_sum_of_terms(family: TaskFamily) -> None:
+    env = FamilyEnv(family, task=_tasks(family, 1)[0])
+    env.reset(seed=0)
+    for action in _actions(family, 50, seed=4):
+        _, reward, terminated, truncated, info = env.step(action)
+        term_names = [k for k in info if k not in ("success", "physics_unstable")]
+        assert term_names, "a family must name its reward terms"
+        assert reward == pytest.approx(sum(info[k] for k in term_names), abs=1e-12)
+        if terminated or truncated:
+            break
+
+
+def test_batched_equals_single_envs(family: TaskFamily) -> None:
+    tasks = _tasks(family, 3, seed=5)
+    seeds = [11, 12, 13]
+    actions = _actions(family, STEPS, seed=6)[:, None].repeat(3, axis=1)  # [T, 3, act]
+    actions += np.random.default_rng(8).normal(0, 0.01, size=actions.shape)
+    actions = np.clip(actions, family.action_space.low, family.action_space.high)
+    batch = family.make_batch_env(3)
+    batch.set_tasks(tasks)
+    obs = batch.reset([np.random.default_rng(s) for s in seeds])
+    batch_obs, batch_rew, done = [obs], [], np.zeros(3, dtype=bool)
+    for t in range(STEPS):
+        result = batch.step(actions[t])
+        batch_obs.append(result.obs)
+        batch_rew.append(np.where(done, np.nan, result.reward))
+        done |= result.terminated
+    batch.close()
+    for i, (task, seed) in enumerate(zip(tasks, seeds, strict=True)):
+        single_obs, single_rew = _rollout(FamilyEnv(family), task, seed, actions[:, i])
+        n = len(single_rew)
+        np.testing.assert_allclose(np.array(batch_obs)[: n + 1, i], single_obs, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(np.array(batch_rew)[:n, i], single_rew, rtol=0, atol=1e-9)
+
+
+def test_task_round_trips(family: TaskFamily) -> None:
+    for task in _tasks(family) + family.test_tasks()[:2]:
+        assert family.parse_task(task.to_string()) == task
+        assert family.task_from_dict(task.to_dict()) == task
+
+
+def test_test_tasks_are_fixed_and_held_out(family: TaskFamily) -> None:
+    test = family.test_tasks()
+    assert test and test == envs.make_family(family.name).test_tasks()
+    train = family.sample_tasks(500, np.random.default_rng(0))
+    assert not set(map(repr, train)) & set(map(repr, test))
+
+
+def test_sampling_is_seeded(family: TaskFamily) -> None:
+    assert _tasks(family, 5, seed=9) == _tasks(family, 5, seed=9)
+    assert _tasks(family, 5, seed=9) != _tasks(family, 5, seed=10)
+
+
+def test_garbage_task_strings_are_refused(family: TaskFamily) -> None:
+    for text in ("", "nonsense", "unknown_key=1"):
+        with pytest.raises(TaskError) as err:
+            family.parse_task(text)
+        assert "\n" not in str(err.value)
