@@ -1,0 +1,235 @@
+"""Meta-updates: MAML-TRPO, FOMAML (same trust region, first-order) and Reptile.
+
+Each update is a pure function ``(policy, params, batch, config) → (params, stats)``. The
+parameters passed in are never modified; a rejected update returns them as they were.
+
+The trust-region update follows the MAML paper (Finn et al., 2017) and TRPO (Schulman et al.,
+2015): surrogate ``L(θ) = −E[π_θ'(a|s) / π_θ'old(a|s) · A]`` on the query episodes at the adapted
+parameters ``θ'(θ)``, mean KL between the old and new adapted policies, exact Hessian-vector
+products of that KL by double backpropagation through the inner step, conjugate gradient, the
+step ``√(2δ / sᵀHs)``, then a backtracking line search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from metarl.adaptation import adapt
+from metarl.config import InnerConfig, OuterConfig
+from metarl.episodes import Episodes
+from metarl.policies import (
+    GaussianMLPPolicy,
+    Params,
+    gaussian_kl,
+    gaussian_log_prob,
+    params_to_vector,
+    vector_to_params,
+)
+from metarl.trpo import (
+    backtracking_line_search,
+    conjugate_gradient,
+    hessian_vector_product_fn,
+    trust_region_step,
+)
+
+
+class MetaBatch(NamedTuple):
+    """The episodes of one meta-iteration.
+
+    Attributes:
+        supports: One batch per inner step; ``supports[k]`` collected after ``k`` steps.
+        query: Collected with the fully adapted parameters.
+    """
+
+    supports: tuple[Episodes, ...]
+    query: Episodes
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateStats:
+    """What a meta-update did (NaN where a quantity does not apply to the algorithm)."""
+
+    accepted: bool
+    nonfinite: bool
+    loss_before: float = math.nan
+    loss_after: float = math.nan
+    kl: float = math.nan
+    line_search_steps: int = 0
+    grad_norm: float = math.nan
+    step_norm: float = math.nan
+
+    @property
+    def improvement(self) -> float:
+        return self.loss_before - self.loss_after
+
+
+def query_distribution(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    batch: MetaBatch,
+    inner: InnerConfig,
+    *,
+    create_graph: bool,
+) -> tuple[Tensor, Tensor]:
+    """The adapted policies' action distributions on the query observations.
+
+    Returns:
+        ``(mean, log_std)``, each ``[N, T, R, act_dim]``.
+    """
+    adapted = adapt(
+        policy,
+        params,
+        batch.supports,
+        inner.fast_lr,
+        first_order=inner.algorithm == "fomaml",
+        create_graph=create_graph,
+    )
+    return policy.task_distribution(adapted, batch.query.obs)
+
+
+def surrogate_loss(mean: Tensor, log_std: Tensor, old_log_prob: Tensor, query: Episodes) -> Tensor:
+    """``−mean_tasks [Σ ratio · A · m / Σ m]`` with ``ratio = π(a|s) / π_old(a|s)``.
+
+    Args:
+        mean, log_std: ``[N, T, R, act_dim]`` new adapted distributions.
+        old_log_prob: ``[N, T, R]`` log-probabilities under the old adapted policies.
+        query: Query episodes with advantages.
+    """
+    ratio = torch.exp(gaussian_log_prob(mean, log_std, query.actions) - old_log_prob)
+    masks = query.masks
+    per_task = (ratio * query.advantages * masks).sum((1, 2)) / masks.sum((1, 2)).clamp(min=1.0)
+    return -per_task.mean()
+
+
+def mean_kl(old_mean: Tensor, old_log_std: Tensor, mean: Tensor, log_std: Tensor, masks: Tensor) -> Tensor:
+    """Average over tasks of the masked mean ``KL(π_old ‖ π)`` on the query steps."""
+    kl = gaussian_kl(old_mean, old_log_std, mean, log_std)
+    return ((kl * masks).sum((1, 2)) / masks.sum((1, 2)).clamp(min=1.0)).mean()
+
+
+def subsample_rollouts(batch: MetaBatch, fraction: float) -> MetaBatch:
+    """The first ``ceil(fraction · R)`` rollouts of every task, in every support and the query set.
+
+    Used for the curvature (Fisher-vector products) only; the gradient, the line search and
+    its KL check always use every rollout.
+    """
+
+    def head(episodes: Episodes) -> Episodes:
+        keep = max(1, math.ceil(fraction * episodes.rewards.shape[2]))
+        return Episodes(*(field[:, :, :keep] if field.dim() >= 3 else field[:, :keep] for field in episodes))
+
+    return MetaBatch(tuple(head(e) for e in batch.supports), head(batch.query))
+
+
+def _all_finite(tensors: Sequence[Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def trpo_meta_update(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    batch: MetaBatch,
+    inner: InnerConfig,
+    outer: OuterConfig,
+) -> tuple[Params, UpdateStats]:
+    """One trust-region meta-update (``maml_trpo``, or ``fomaml`` with first-order adaptation).
+
+    Args:
+        policy: Architecture.
+        params: Meta-parameters; not modified.
+        batch: Support and query episodes of ``N`` tasks, advantages filled.
+        inner: Inner-loop settings (``algorithm`` decides first or second order).
+        outer: Trust-region settings.
+
+    Returns:
+        The new parameters (the very same tensors as ``params`` when the update is rejected)
+        and the statistics of the update.
+    """
+    second_order = inner.algorithm == "maml_trpo"
+    theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    leaves = list(theta.values())
+    mean, log_std = query_distribution(policy, theta, batch, inner, create_graph=second_order)
+    old_mean, old_log_std = mean.detach(), log_std.detach()
+    old_log_prob = gaussian_log_prob(old_mean, old_log_std, batch.query.actions)
+    loss = surrogate_loss(mean, log_std, old_log_prob, batch.query)
+    kl = mean_kl(old_mean, old_log_std, mean, log_std, batch.query.masks)
+    grad = params_to_vector(dict(zip(theta, torch.autograd.grad(loss, leaves, retain_graph=True), strict=True)))
+    if not (math.isfinite(loss.item()) and _all_finite([grad])):
+        return params, UpdateStats(accepted=False, nonfinite=True, loss_before=loss.item())
+    if outer.hvp_subsample < 1.0:  # curvature from the first rollouts of every task only
+        sub = subsample_rollouts(batch, outer.hvp_subsample)
+        sub_mean, sub_log_std = query_distribution(policy, theta, sub, inner, create_graph=second_order)
+        kl = mean_kl(sub_mean.detach(), sub_log_std.detach(), sub_mean, sub_log_std, sub.query.masks)
+    fisher_vector_product = hessian_vector_product_fn(kl, leaves, outer.cg_damping)
+    direction = conjugate_gradient(fisher_vector_product, grad, outer.cg_iters)
+    shs = torch.dot(direction, fisher_vector_product(direction)).item()
+    if not (_all_finite([direction]) and math.isfinite(shs)) or shs <= 0.0:
+        return params, UpdateStats(
+            accepted=False, nonfinite=True, loss_before=loss.item(), grad_norm=grad.norm().item()
+        )
+    full_step = -trust_region_step(direction, shs, outer.max_kl)
+    x0 = params_to_vector({k: v.detach() for k, v in params.items()})
+
+    def evaluate(x: Tensor) -> tuple[float, float]:
+        candidate = vector_to_params(x, theta)
+        with torch.no_grad():
+            new_mean, new_log_std = query_distribution(policy, candidate, batch, inner, create_graph=False)
+            new_loss = surrogate_loss(new_mean, new_log_std, old_log_prob, batch.query)
+            new_kl = mean_kl(old_mean, old_log_std, new_mean, new_log_std, batch.query.masks)
+        return new_loss.item(), new_kl.item()
+
+    result = backtracking_line_search(
+        evaluate, x0, full_step, loss.item(), outer.max_kl, outer.ls_backtrack_ratio, outer.ls_max_steps
+    )
+    stats = UpdateStats(
+        accepted=result.accepted,
+        nonfinite=False,
+        loss_before=loss.item(),
+        loss_after=result.loss,
+        kl=result.kl,
+        line_search_steps=result.steps,
+        grad_norm=grad.norm().item(),
+        step_norm=(result.params - x0).norm().item(),
+    )
+    if not result.accepted:
+        return params, stats
+    new_params = {k: v.detach().clone() for k, v in vector_to_params(result.params, theta).items()}
+    return new_params, stats
+
+
+def reptile_meta_update(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    batch: MetaBatch,
+    inner: InnerConfig,
+    outer: OuterConfig,
+) -> tuple[Params, UpdateStats]:
+    """Reptile: ``θ ← θ + ε · mean_i(θ'_i − θ)`` with ``θ'_i`` the adapted parameters of task ``i``.
+
+    The query episodes are not used by the update (the trainer still logs their returns).
+    """
+    adapted = adapt(policy, {k: v.detach() for k, v in params.items()}, batch.supports, inner.fast_lr)
+    new_params = {k: (v + outer.step_size * (adapted[k].mean(0) - v)).detach() for k, v in params.items()}
+    if not _all_finite(list(new_params.values())):
+        return params, UpdateStats(accepted=False, nonfinite=True)
+    step = params_to_vector(new_params) - params_to_vector(params)
+    return new_params, UpdateStats(accepted=True, nonfinite=False, step_norm=step.norm().item())
+
+
+def meta_update(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    batch: MetaBatch,
+    inner: InnerConfig,
+    outer: OuterConfig,
+) -> tuple[Params, UpdateStats]:
+    """Dispatches on ``inner.algorithm`` (``maml_trpo``, ``fomaml`` or ``reptile``)."""
+    if inner.algorithm == "reptile":
+        return reptile_meta_update(policy, params, batch, inner, outer)
+    return trpo_meta_update(policy, params, batch, inner, outer)

@@ -1,0 +1,325 @@
+"""The meta-training loop and its run directory.
+
+One iteration: sample tasks → support rollouts → adapt → query rollouts → meta-update → log;
+every ``run.eval_every`` iterations an adaptation curve on the held-out tasks (plots refreshed,
+best checkpoint kept); a checkpoint after every iteration (``latest.pt``), every
+``run.checkpoint_every`` (``iter_000050.pt``) and at the end (``final.pt``).
+
+Randomness: one ``SeedSequence(run.seed)`` spawns the task stream, the environment stream and
+the torch generator; their states are in every checkpoint, so a resumed run continues the same
+streams and ends bit-identical to an uninterrupted one. Evaluations use their own streams,
+derived from the seed and the iteration, and never disturb training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from metarl.adaptation import collect_adaptation
+from metarl.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    check_params,
+    generator_state,
+    load_checkpoint,
+    restore_generator,
+    save_checkpoint,
+    versions,
+)
+from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, parse_override, read_yaml
+from metarl.evaluate import AdaptationReport, evaluate_adaptation
+from metarl.experiment import build_experiment
+from metarl.logger import RunLogger, read_progress
+from metarl.maml import MetaBatch, meta_update
+from metarl.plots import plot_adaptation, plot_learning_curve
+from metarl.policies import Params
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (disk full, unwritable run directory); the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """How a call to :meth:`Trainer.train` ended.
+
+    Attributes:
+        iteration: Iterations completed in total.
+        exit_code: 0, or 128 + signal number when a signal stopped the run.
+        last_eval: The last held-out evaluation, if any.
+    """
+
+    iteration: int
+    exit_code: int
+    last_eval: AdaptationReport | None
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Creates an empty run directory (refusing to clobber an existing run unless asked)."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"run directory {str(run_dir)!r} already holds a run; "
+                "use `metarl train --resume DIR` to continue it or --overwrite to replace it"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+class Trainer:
+    """Owns a run directory and the state of one meta-training run.
+
+    Use :meth:`create` for a new run and :meth:`resume` to continue one.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: Config,
+        checkpoint: Checkpoint | None,
+        quiet: bool = False,
+        out: TextIO = sys.stdout,
+    ):
+        self.run_dir = run_dir
+        self.config = config
+        self.quiet = quiet
+        self.out = out
+        self.exp = build_experiment(config)
+        if checkpoint is None:
+            seq = np.random.SeedSequence(config.run.seed)
+            task_seq, env_seq, torch_seq = seq.spawn(3)
+            self.task_rng = np.random.default_rng(task_seq)
+            self.env_rng = np.random.default_rng(env_seq)
+            self.generator = torch.Generator().manual_seed(int(torch_seq.generate_state(1, np.uint64)[0]))
+            self.params: Params = self.exp.policy.init_params(self.generator)
+            self.iteration = 0
+            self.best_eval = -math.inf
+        else:
+            expected = self.exp.policy.init_params(torch.Generator().manual_seed(0))
+            check_params(checkpoint.params, expected, what="the checkpoint")
+            self.params = {k: v.clone() for k, v in checkpoint.params.items()}
+            self.task_rng = restore_generator(checkpoint.rng["task"])
+            self.env_rng = restore_generator(checkpoint.rng["env"])
+            self.generator = torch.Generator()
+            self.generator.set_state(checkpoint.rng["torch"])
+            self.iteration = checkpoint.iteration
+            self.best_eval = checkpoint.best_eval
+        self._signal: int | None = None
+
+    @classmethod
+    def create(cls, config: Config, run_dir: Path, *, overwrite: bool = False, quiet: bool = False) -> Trainer:
+        """Starts a new run in ``run_dir`` and writes its resolved ``config.yaml``."""
+        trainer = cls(run_dir, config, None, quiet=quiet)  # fails before touching the disk
+        prepare_run_dir(run_dir, overwrite)
+        (run_dir / "config.yaml").write_text(config.to_yaml())
+        return trainer
+
+    @classmethod
+    def resume(cls, run_dir: Path, *, overrides: Sequence[str] = (), quiet: bool = False) -> Trainer:
+        """Continues the run in ``run_dir`` from ``checkpoints/latest.pt``.
+
+        Only ``run.iterations`` may be overridden (to extend a run); everything else must stay
+        as the checkpoint was trained.
+        """
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{str(run_dir)!r} is not a run directory (no config.yaml)")
+        for text in overrides:
+            keys, _ = parse_override(text)
+            if keys != ["run", "iterations"]:
+                raise ConfigError(f"--set {text!r}: on --resume only run.iterations may change")
+        config = config_from_dict(apply_overrides(read_yaml(run_dir / "config.yaml"), overrides))
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+        trainer = cls(run_dir, config, checkpoint, quiet=quiet)
+        if overrides:
+            (run_dir / "config.yaml").write_text(config.to_yaml())
+        return trainer
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self) -> RunSummary:
+        """Runs the remaining iterations; stops cleanly after the current one on SIGINT/SIGTERM."""
+        cfg = self.config
+        resumed = self.iteration > 0
+        logger = RunLogger(self.run_dir, cfg.log.tensorboard, resume_after=self.iteration if resumed else None)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        bar = tqdm(
+            total=cfg.run.iterations,
+            initial=self.iteration,
+            unit="it",
+            dynamic_ncols=True,
+            disable=self.quiet or not sys.stderr.isatty(),
+            desc=cfg.family.name,
+        )
+        last_eval: AdaptationReport | None = None
+        try:
+            while self.iteration < cfg.run.iterations and self._signal is None:
+                metrics = self._iteration()
+                self.iteration += 1
+                final = self.iteration == cfg.run.iterations
+                every = cfg.run.eval_every
+                if final or (every and self.iteration % every == 0):
+                    last_eval = self._evaluate()
+                    metrics["eval/pre_return"] = last_eval.steps[0].return_mean
+                    metrics["eval/post_return"] = last_eval.steps[-1].return_mean
+                    metrics["eval/post_success"] = last_eval.steps[-1].success_rate
+                logger.log(self.iteration, metrics)
+                self._checkpoint(final, metrics.get("eval/post_return"))
+                if last_eval is not None and metrics.get("eval/post_return") is not None:
+                    self._plots(last_eval)
+                    self._report(metrics, bar)
+                bar.set_postfix_str(
+                    f"pre {metrics['adapt/pre_return']:.1f} post {metrics['adapt/post_return']:.1f} "
+                    f"{metrics['time/iteration_s']:.2f}s/it"
+                )
+                bar.update(1)
+        except OSError as err:
+            raise TrainingError(f"cannot write to the run directory: {err}") from None
+        finally:
+            bar.close()
+            logger.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        exit_code = 128 + self._signal if self._signal is not None else 0
+        if self._signal is not None and not self.quiet:
+            print(
+                f"stopped by signal {self._signal} after iteration {self.iteration}; "
+                f"resume with: metarl train --resume {self.run_dir}",
+                file=self.out,
+            )
+        return RunSummary(self.iteration, exit_code, last_eval)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._signal is not None:  # a second signal: abandon the iteration at once
+            raise KeyboardInterrupt
+        self._signal = signum
+
+    def _iteration(self) -> dict[str, float | None]:
+        cfg, exp = self.config, self.exp
+        start = time.perf_counter()
+        tasks = exp.family.sample_tasks(cfg.outer.meta_batch_size, self.task_rng)
+        batches = collect_adaptation(
+            exp.sampler,
+            self.params,
+            tasks,
+            cfg.inner.steps,
+            cfg.inner.rollouts,
+            cfg.inner.fast_lr,
+            cfg.advantage,
+            self.env_rng,
+            self.generator,
+        )
+        sampled = time.perf_counter()
+        batch = MetaBatch(tuple(batches[:-1]), batches[-1])
+        self.params, stats = meta_update(exp.policy, self.params, batch, cfg.inner, cfg.outer)
+        done = time.perf_counter()
+        steps = sum(b.num_steps for b in batches)
+        return {
+            "adapt/pre_return": batches[0].returns().mean().item(),
+            "adapt/post_return": batches[-1].returns().mean().item(),
+            "adapt/pre_success": batches[0].success_rate(),
+            "adapt/success": batches[-1].success_rate(),
+            "trpo/surrogate_before": stats.loss_before,
+            "trpo/surrogate_improvement": stats.improvement,
+            "trpo/kl": stats.kl,
+            "trpo/line_search_steps": float(stats.line_search_steps),
+            "trpo/rejected": float(not stats.accepted),
+            "trpo/nonfinite": float(stats.nonfinite),
+            "trpo/grad_norm": stats.grad_norm,
+            "physics/unstable_episodes": float(sum(b.unstable.sum().item() for b in batches)),
+            "sampler/steps_per_s": steps / max(sampled - start, 1e-9),
+            "time/sampling_s": sampled - start,
+            "time/update_s": done - sampled,
+            "time/iteration_s": done - start,
+        }
+
+    def _evaluate(self) -> AdaptationReport:
+        cfg = self.config
+        return evaluate_adaptation(
+            self.exp.sampler,
+            self.params,
+            self.exp.family.test_tasks(),
+            cfg.run.eval_steps,
+            cfg.run.eval_rollouts,
+            cfg.inner.fast_lr,
+            cfg.advantage,
+            seed=_eval_seed(cfg.run.seed, self.iteration),
+        )
+
+    # ------------------------------------------------------------------ side effects
+
+    def _checkpoint(self, final: bool, eval_return: float | None) -> None:
+        cfg = self.config
+        is_best = eval_return is not None and eval_return > self.best_eval
+        if eval_return is not None and is_best:
+            self.best_eval = eval_return
+        ckpt = Checkpoint(
+            params=self.params,
+            iteration=self.iteration,
+            config_yaml=cfg.to_yaml(),
+            rng={
+                "task": generator_state(self.task_rng),
+                "env": generator_state(self.env_rng),
+                "torch": self.generator.get_state(),
+            },
+            best_eval=self.best_eval,
+            versions=versions(),
+        )
+        folder = self.run_dir / "checkpoints"
+        names = ["latest.pt"]
+        if cfg.run.checkpoint_every and self.iteration % cfg.run.checkpoint_every == 0:
+            names.append(f"iter_{self.iteration:06d}.pt")
+        if is_best:
+            names.append("best.pt")
+        if final:
+            names.append("final.pt")
+        for name in names:
+            try:
+                save_checkpoint(folder / name, ckpt)
+            except CheckpointError as err:
+                raise TrainingError(f"{err}; the previous checkpoint is kept, stopping") from None
+
+    def _plots(self, report: AdaptationReport) -> None:
+        if not self.config.log.plots:
+            return
+        name = self.config.family.name
+        plot_learning_curve(
+            read_progress(self.run_dir / "progress.csv"),
+            self.run_dir / "plots" / "learning_curve.png",
+            f"{name}: meta-training ({self.config.inner.algorithm})",
+        )
+        plot_adaptation(
+            report,
+            self.run_dir / "plots" / "adaptation.png",
+            f"{name}: held-out tasks, iteration {self.iteration}",
+        )
+
+    def _report(self, metrics: dict[str, float | None], bar: tqdm) -> None:
+        if self.quiet:
+            return
+        line = (
+            f"iteration {self.iteration:5d}: train return {metrics['adapt/pre_return']:.2f} -> "
+            f"{metrics['adapt/post_return']:.2f} after adaptation; held-out "
+            f"{metrics['eval/pre_return']:.2f} -> {metrics['eval/post_return']:.2f}"
+        )
+        if bar.disable:
+            print(line, file=self.out, flush=True)
+        else:
+            bar.write(line, file=self.out)
+
+
+def _eval_seed(seed: int, iteration: int) -> int:
+    """The seed of the evaluation at ``iteration`` (independent of the training streams)."""
+    return int(np.random.SeedSequence([seed, iteration, 0xE7A1]).generate_state(1)[0])

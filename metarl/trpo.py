@@ -1,0 +1,127 @@
+"""Trust-region pieces as pure functions: conjugate gradient, the scaled step, line search."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+def hessian_vector_product_fn(
+    scalar: Tensor, leaves: Sequence[Tensor], damping: float = 0.0
+) -> Callable[[Tensor], Tensor]:
+    """Exact Hessian-vector products of ``scalar`` with respect to ``leaves``.
+
+    The gradient graph is built once here; each product is then one double-backward pass.
+
+    Args:
+        scalar: A 0-d tensor computed from ``leaves`` (kept differentiable to second order).
+        leaves: Tensors the Hessian is taken over, flattened and concatenated in order (``P``).
+        damping: ``λ`` in ``(H + λI) v``.
+
+    Returns:
+        ``v [P] ↦ (H + λI) v [P]``.
+    """
+    grads = torch.autograd.grad(scalar, list(leaves), create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+
+    def product(v: Tensor) -> Tensor:
+        hv = torch.autograd.grad(flat @ v, list(leaves), retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+
+    return product
+
+
+def conjugate_gradient(
+    matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, residual_tol: float = 1e-10
+) -> Tensor:
+    """Approximately solves ``A x = b`` for a symmetric positive-definite ``A`` given as ``matvec``.
+
+    Args:
+        matvec: ``v [P] ↦ A v [P]``.
+        b: ``[P]`` right-hand side.
+        iters: Maximum number of iterations (each costs one ``matvec``).
+        residual_tol: Stop once ``‖r‖²`` falls below this.
+
+    Returns:
+        ``[P]`` solution estimate.
+    """
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    rr = torch.dot(r, r)
+    for _ in range(iters):
+        if rr.item() < residual_tol:
+            break
+        ap = matvec(p)
+        alpha = rr / torch.dot(p, ap)
+        x = x + alpha * p
+        r = r - alpha * ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def trust_region_step(direction: Tensor, shs: Tensor | float, max_kl: float) -> Tensor:
+    """Scales ``s`` so the quadratic KL model ``½ sᵀHs`` of the step equals ``δ``.
+
+    Args:
+        direction: ``[P]`` step direction ``s``.
+        shs: ``sᵀ H s`` (must be positive).
+        max_kl: Trust-region radius ``δ``.
+
+    Returns:
+        ``[P]`` the step ``s · √(2δ / sᵀHs)``.
+    """
+    return direction * math.sqrt(2.0 * max_kl / float(shs))
+
+
+class LineSearchResult(NamedTuple):
+    """Outcome of :func:`backtracking_line_search`.
+
+    Attributes:
+        accepted: Whether some step satisfied both conditions.
+        params: The accepted parameter vector, or the original one (the same tensor object).
+        steps: Candidates evaluated.
+        loss: Surrogate loss at ``params``.
+        kl: Mean KL at ``params`` (0 when rejected).
+    """
+
+    accepted: bool
+    params: Tensor
+    steps: int
+    loss: float
+    kl: float
+
+
+def backtracking_line_search(
+    evaluate: Callable[[Tensor], tuple[float, float]],
+    x0: Tensor,
+    full_step: Tensor,
+    loss0: float,
+    max_kl: float,
+    backtrack_ratio: float,
+    max_steps: int,
+) -> LineSearchResult:
+    """Tries ``x0 + ratio^k · full_step`` for ``k = 0, 1, …`` until the surrogate loss improves
+    and the KL stays within ``max_kl``; otherwise returns ``x0`` itself, untouched.
+
+    Args:
+        evaluate: ``x [P] ↦ (surrogate loss, mean KL)`` at parameters ``x``.
+        x0: ``[P]`` current parameters.
+        full_step: ``[P]`` the trust-region step.
+        loss0: Surrogate loss at ``x0``.
+        max_kl: Trust-region radius.
+        backtrack_ratio: Shrink factor in ``(0, 1)``.
+        max_steps: Candidates to try.
+    """
+    for k in range(max_steps):
+        candidate = x0 + (backtrack_ratio**k) * full_step
+        loss, kl = evaluate(candidate)
+        if math.isfinite(loss) and math.isfinite(kl) and loss < loss0 and kl <= max_kl:
+            return LineSearchResult(True, candidate, k + 1, loss, kl)
+    return LineSearchResult(False, x0, max_steps, loss0, 0.0)
