@@ -96,9 +96,7 @@ def check_finite_range(
         raise TaskError(f"{field}={value!r} is out of range; allowed: {allowed}")
 
 
-def describe_range(
-    low: float | None, high: float | None, *, low_open: bool = False, high_open: bool = False
-) -> str:
+def describe_range(low: float | None, high: float | None, *, low_open: bool = False, high_open: bool = False) -> str:
     """Returns a human-readable interval such as ``[0, 2]`` or ``(0, inf)``."""
     left = "(" if low_open or low is None else "["
     right = ")" if high_open or high is None else "]"
