@@ -250,6 +250,8 @@ class FlatTaskFamily:
     name: ClassVar[str]
     task_type: ClassVar[type[Task]]
     has_success: ClassVar[bool] = False
+    #: False where the task space is finite (e.g. direction ±1) and the test set is all of it.
+    test_tasks_held_out: ClassVar[bool] = True
 
     def parse_task(self, text: str) -> Task:
         return self.task_from_dict(parse_key_values(text, what=f"{self.name} task {text!r}"))

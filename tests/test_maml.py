@@ -1,0 +1,236 @@
+"""MAML maths against finite differences and independent computations (float64)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import pytest
+import torch
+from helpers import random_meta_batch, tiny_params, tiny_policy
+from torch import Tensor
+
+from metarl.adaptation import adapt, inner_loss
+from metarl.config import InnerConfig, OuterConfig
+from metarl.maml import (
+    MetaBatch,
+    mean_kl,
+    query_distribution,
+    reptile_meta_update,
+    surrogate_loss,
+    trpo_meta_update,
+)
+from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, params_to_vector, vector_to_params
+from metarl.trpo import hessian_vector_product_fn
+
+INNER = InnerConfig(fast_lr=0.3)
+Algorithm = Literal["maml_trpo", "fomaml", "reptile"]
+
+
+def _objective(
+    policy: GaussianMLPPolicy, like: Params, batch: MetaBatch, inner: InnerConfig
+) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
+    """Surrogate loss and KL as functions of the flat parameter vector, old policy fixed at ``like``."""
+    with torch.no_grad():
+        old_mean, old_log_std = query_distribution(policy, like, batch, inner, create_graph=False)
+    old_log_prob = gaussian_log_prob(old_mean, old_log_std, batch.query.actions)
+
+    def loss(x: Tensor) -> Tensor:
+        mean, log_std = query_distribution(policy, vector_to_params(x, like), batch, inner, create_graph=True)
+        return surrogate_loss(mean, log_std, old_log_prob, batch.query)
+
+    def kl(x: Tensor) -> Tensor:
+        mean, log_std = query_distribution(policy, vector_to_params(x, like), batch, inner, create_graph=True)
+        return mean_kl(old_mean, old_log_std, mean, log_std, batch.query.masks)
+
+    return loss, kl
+
+
+def _central_difference(f: Callable[[Tensor], Tensor], x: Tensor, eps: float = 1e-6) -> Tensor:
+    out = torch.zeros_like(x)
+    for i in range(x.numel()):
+        e = torch.zeros_like(x)
+        e[i] = eps
+        out[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return out
+
+
+def _meta_gradient(policy: GaussianMLPPolicy, params: Params, batch: MetaBatch, inner: InnerConfig) -> Tensor:
+    loss_fn, _ = _objective(policy, params, batch, inner)
+    x = params_to_vector(params).clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss_fn(x), x)
+    return grad
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_meta_gradient_matches_finite_differences(steps: int) -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=steps)
+    grad = _meta_gradient(policy, params, batch, INNER)
+    loss_fn, _ = _objective(policy, params, batch, INNER)
+    with torch.no_grad():
+        numeric = _central_difference(loss_fn, params_to_vector(params))
+    torch.testing.assert_close(grad, numeric, rtol=1e-4, atol=1e-8)
+
+
+def test_meta_gradient_reaches_every_parameter() -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    grad = vector_to_params(_meta_gradient(policy, params, random_meta_batch(), INNER), params)
+    for name, g in grad.items():
+        assert g.abs().min() > 0, f"no meta-gradient reaches some entry of {name}"
+
+
+def test_first_order_meta_gradient_has_no_second_order_term() -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch()
+    fo = dataclasses.replace(INNER, algorithm="fomaml")
+    grad_fo = _meta_gradient(policy, params, batch, fo)
+    # Independent first-order gradient: the query-loss gradient at the (constant) adapted parameters.
+    with torch.no_grad():
+        old_mean, old_log_std = query_distribution(policy, params, batch, fo, create_graph=False)
+    adapted = adapt(policy, params, batch.supports, fo.fast_lr)
+    leaves = {k: v.detach().requires_grad_(True) for k, v in adapted.items()}
+    mean, log_std = policy.task_distribution(leaves, batch.query.obs)
+    old_log_prob = gaussian_log_prob(old_mean, old_log_std, batch.query.actions)
+    per_task = torch.autograd.grad(surrogate_loss(mean, log_std, old_log_prob, batch.query), list(leaves.values()))
+    expected = torch.cat([g.sum(0).reshape(-1) for g in per_task])
+    torch.testing.assert_close(grad_fo, expected, rtol=1e-10, atol=1e-12)
+    grad_so = _meta_gradient(policy, params, batch, INNER)
+    assert (grad_so - grad_fo).norm() > 1e-3 * grad_so.norm()  # MAML's second-order term is real
+
+
+def test_first_order_adaptation_has_identity_jacobian() -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=2)
+    x = params_to_vector(params)
+
+    def adapted_task0(v: Tensor) -> Tensor:
+        out = adapt(policy, vector_to_params(v, params), batch.supports, 0.3, first_order=True, create_graph=True)
+        return torch.cat([p[0].reshape(-1) for p in out.values()])
+
+    jac = torch.autograd.functional.jacobian(adapted_task0, x)
+    torch.testing.assert_close(jac, torch.eye(x.numel(), dtype=x.dtype))
+
+
+def test_batched_inner_step_equals_a_loop_over_tasks() -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch(n=3)
+    adapted = adapt(policy, params, batch.supports, 0.3)
+    for i in range(3):
+        single = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        one_task = batch.supports[0]._replace(
+            **{f: getattr(batch.supports[0], f)[i : i + 1] for f in batch.supports[0]._fields}
+        )
+        stacked = {k: v.unsqueeze(0) for k, v in single.items()}
+        loss = inner_loss(policy, stacked, one_task).sum()
+        grads = torch.autograd.grad(loss, list(single.values()))
+        for (k, v), g in zip(single.items(), grads, strict=True):
+            torch.testing.assert_close(adapted[k][i], (v - 0.3 * g).detach())
+
+
+def test_hessian_vector_product_is_exact() -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch()
+    _, kl_fn = _objective(policy, params, batch, INNER)
+    x0 = params_to_vector(params)
+    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    mean, log_std = query_distribution(policy, theta, batch, INNER, create_graph=True)
+    kl = mean_kl(mean.detach(), log_std.detach(), mean, log_std, batch.query.masks)
+    hvp = hessian_vector_product_fn(kl, list(theta.values()))
+    v = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ours = hvp(v)
+    _, reference = torch.autograd.functional.hvp(kl_fn, x0, v)
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-10)
+
+    def grad_kl(x: Tensor) -> Tensor:
+        x = x.clone().requires_grad_(True)
+        return torch.autograd.grad(kl_fn(x), x)[0]
+
+    eps = 1e-5
+    numeric = (grad_kl(x0 + eps * v) - grad_kl(x0 - eps * v)) / (2 * eps)
+    torch.testing.assert_close(ours, numeric, rtol=1e-4, atol=1e-8)
+
+
+@pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml"])
+def test_trust_region_update_improves_within_the_radius(algorithm: Algorithm) -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch()
+    inner = dataclasses.replace(INNER, algorithm=algorithm)
+    outer = OuterConfig(max_kl=0.01)
+    new, stats = trpo_meta_update(policy, params, batch, inner, outer)
+    assert stats.accepted and not stats.nonfinite
+    assert stats.improvement > 0
+    loss_fn, kl_fn = _objective(policy, params, batch, inner)
+    with torch.no_grad():
+        assert kl_fn(params_to_vector(new)).item() <= outer.max_kl
+        assert loss_fn(params_to_vector(new)).item() == pytest.approx(stats.loss_after, rel=1e-9)
+
+
+def test_rejected_update_restores_parameters_bit_identically(monkeypatch: pytest.MonkeyPatch) -> None:
+    import metarl.maml as maml
+
+    real = maml.backtracking_line_search
+    kls: list[float] = []
+
+    def kl_always_too_large(evaluate, *args, **kwargs):
+        def wrapped(x: Tensor) -> tuple[float, float]:
+            loss, kl = evaluate(x)
+            kls.append(kl)
+            return loss, math.inf
+
+        return real(wrapped, *args, **kwargs)
+
+    monkeypatch.setattr(maml, "backtracking_line_search", kl_always_too_large)
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    before = {k: v.clone() for k, v in params.items()}
+    new, stats = trpo_meta_update(policy, params, random_meta_batch(), INNER, OuterConfig(ls_max_steps=4))
+    assert not stats.accepted and stats.line_search_steps == 4 and len(kls) == 4
+    for k in params:
+        assert torch.equal(new[k], before[k])
+
+
+@pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml", "reptile"])
+@pytest.mark.parametrize("where", ["query_advantages", "support_obs"])
+def test_injected_nan_leaves_parameters_untouched(algorithm: Algorithm, where: str) -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    before = {k: v.clone() for k, v in params.items()}
+    batch = random_meta_batch()
+    if where == "query_advantages":
+        adv = batch.query.advantages.clone()
+        adv[1, 2, 0] = float("nan")
+        batch = MetaBatch(batch.supports, batch.query._replace(advantages=adv))
+    else:
+        obs = batch.supports[0].obs.clone()
+        obs[0, 0, 0, 0] = float("inf")
+        batch = MetaBatch((batch.supports[0]._replace(obs=obs),), batch.query)
+    inner = dataclasses.replace(INNER, algorithm=algorithm)
+    if algorithm == "reptile" and where == "query_advantages":
+        return  # reptile does not read the query set; the other case covers it
+    update = reptile_meta_update if algorithm == "reptile" else trpo_meta_update
+    new, stats = update(policy, params, batch, inner, OuterConfig())
+    assert stats.nonfinite and not stats.accepted
+    for k in params:
+        assert torch.equal(new[k], before[k]) and torch.equal(params[k], before[k])
+
+
+def test_reptile_moves_towards_the_mean_adapted_parameters() -> None:
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=2)
+    outer = OuterConfig(step_size=0.5)
+    new, stats = reptile_meta_update(policy, params, batch, INNER, outer)
+    adapted = adapt(policy, params, batch.supports, INNER.fast_lr)
+    for k, v in params.items():
+        torch.testing.assert_close(new[k], v + 0.5 * (adapted[k].mean(0) - v))
+    assert stats.accepted
