@@ -73,7 +73,7 @@ class FamilyConfig:
 class PolicyConfig:
     """Gaussian MLP policy."""
 
-    hidden_sizes: tuple[int, ...] = param((100, 100), "widths of the tanh hidden layers")
+    hidden_sizes: tuple[int, ...] = param((100, 100), "widths of the tanh hidden layers", low=1)
     init_std: float = param(1.0, "initial standard deviation of the action noise", low=0, low_open=True)
     min_std: float = param(1e-6, "lower bound on the standard deviation", low=0, low_open=True)
 
@@ -217,7 +217,7 @@ def _section_from_dict(cls: type[Any], raw: Mapping[str, Any], section: str, str
     hints = typing.get_type_hints(cls)
     kwargs = {key: _coerce(f"{section}.{key}", value, hints[key]) for key, value in raw.items()}
     for key, value in kwargs.items():
-        _check_range(f"{section}.{key}", value, fields[key].metadata)
+        _check_range(f"{section}.{key}", value, raw[key], fields[key].metadata)
     try:
         return cls(**kwargs)
     except TaskError as err:
@@ -264,7 +264,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def _check_range(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+def _check_range(key: str, value: Any, typed: Any, meta: Mapping[str, Any]) -> None:
+    """Checks the coerced ``value`` against the field's range; errors quote what the user ``typed``."""
     low, high, low_open = meta.get("low"), meta.get("high"), meta.get("low_open", False)
     items = value if isinstance(value, tuple) else (value,)
     for v in items:
@@ -277,7 +278,7 @@ def _check_range(key: str, value: Any, meta: Mapping[str, Any]) -> None:
             lo = "-inf" if low is None else f"{low:g}"
             hi = "inf" if high is None else f"{high:g}"
             right = ")" if high is None else "]"
-            raise ConfigError(f"{key}={value!r} is out of range; allowed: {left}{lo}, {hi}{right}")
+            raise ConfigError(f"{key}={typed!r} is out of range; allowed: {left}{lo}, {hi}{right}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
