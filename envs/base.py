@@ -14,6 +14,7 @@ stays done until the sampler resets the whole batch.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,24 @@ def check_finite_range(
         bad = bad or (v >= high if high_open else v > high)
     if bad:
         raise TaskError(f"{field}={value!r} is out of range; allowed: {allowed}")
+
+
+def check_point(field: str, value: Any, limit: float) -> tuple[float, float]:
+    """Returns ``value`` as an ``(x, y)`` pair of floats, each checked to lie in ``[-limit, limit]``.
+
+    Args:
+        field: Name used in the message (``"goal"`` gives ``goal.x``, ``goal.y``).
+        value: A pair (tuple or list) of numbers.
+        limit: Largest absolute coordinate.
+
+    Raises:
+        TaskError: Unless ``value`` is two finite numbers inside the range (one line).
+    """
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TaskError(f"{field}={value!r} must be two numbers x,y; allowed: each in {describe_range(-limit, limit)}")
+    for axis, coordinate in zip("xy", value, strict=True):
+        check_finite_range(f"{field}.{axis}", coordinate, -limit, limit)
+    return float(value[0]), float(value[1])
 
 
 def describe_range(low: float | None, high: float | None, *, low_open: bool = False, high_open: bool = False) -> str:
@@ -207,13 +226,41 @@ class BatchEnv(Protocol):
 
 @runtime_checkable
 class TaskFamily(Protocol):
-    """A distribution over tasks plus the dynamics that every task shares."""
+    """A distribution over tasks plus the dynamics that every task shares.
 
-    name: str
-    horizon: int
-    observation_space: spaces.Box
-    action_space: spaces.Box
-    has_success: bool
+    The descriptive members are read-only properties, so a family may provide them as class
+    variables (``name``), instance attributes (``horizon``, from the options) or properties.
+    """
+
+    @property
+    def name(self) -> str:
+        """Registry name, e.g. ``"HalfCheetahVel"``."""
+        ...
+
+    @property
+    def horizon(self) -> int:
+        """Control steps per episode; the gymnasium view truncates there."""
+        ...
+
+    @property
+    def control_dt(self) -> float:
+        """Seconds of simulated time per control step (videos play at ``1 / control_dt`` frames/s)."""
+        ...
+
+    @property
+    def observation_space(self) -> spaces.Box:
+        """Space of one observation, ``[obs_dim]`` float64."""
+        ...
+
+    @property
+    def action_space(self) -> spaces.Box:
+        """Space of one action, ``[act_dim]`` float64."""
+        ...
+
+    @property
+    def has_success(self) -> bool:
+        """Whether :attr:`StepResult.success` is defined (else it is None)."""
+        ...
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
         """Draws ``n`` training tasks from ``rng``. Never draws a held-out test task."""
@@ -240,11 +287,11 @@ class TaskFamily(Protocol):
         ...
 
 
-class FlatTaskFamily:
+class FlatTaskFamily(abc.ABC):
     """Shared plumbing for families whose task is a flat dataclass of numbers.
 
-    Subclasses set ``name``, ``task_type``, the spaces and ``horizon`` and implement
-    ``sample_tasks``, ``test_tasks``, ``task_space`` and ``make_batch_env``.
+    Subclasses set ``name``, ``task_type``, the spaces, ``horizon`` and ``control_dt`` and
+    implement ``sample_tasks``, ``test_tasks``, ``task_space`` and ``make_batch_env``.
     """
 
     name: ClassVar[str]
@@ -252,6 +299,26 @@ class FlatTaskFamily:
     has_success: ClassVar[bool] = False
     #: False where the task space is finite (e.g. direction ±1) and the test set is all of it.
     test_tasks_held_out: ClassVar[bool] = True
+    horizon: int
+    control_dt: float
+    observation_space: spaces.Box
+    action_space: spaces.Box
+
+    @abc.abstractmethod
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        """Draws ``n`` training tasks from ``rng`` (see :class:`TaskFamily`)."""
+
+    @abc.abstractmethod
+    def test_tasks(self) -> list[Task]:
+        """The fixed held-out tasks (see :class:`TaskFamily`)."""
+
+    @abc.abstractmethod
+    def task_space(self) -> dict[str, str]:
+        """``{parameter: allowed range}`` (see :class:`TaskFamily`)."""
+
+    @abc.abstractmethod
+    def make_batch_env(self, num_envs: int, num_threads: int = 1) -> BatchEnv:
+        """Creates ``num_envs`` environments stepped together (see :class:`TaskFamily`)."""
 
     def parse_task(self, text: str) -> Task:
         return self.task_from_dict(parse_key_values(text, what=f"{self.name} task {text!r}"))
@@ -261,7 +328,16 @@ class FlatTaskFamily:
 
     def make_env(self, task: Task | None = None, render_mode: str | None = None) -> FamilyEnv:
         """The gymnasium view: this family's batched environment with ``B = 1``."""
-        return FamilyEnv(self, task=task, render_mode=render_mode)  # type: ignore[arg-type]
+        return FamilyEnv(self, task=task, render_mode=render_mode)
+
+
+def render_fps(control_dt: float) -> int:
+    """Frames per second of a video with one frame per control step of ``control_dt`` seconds.
+
+    Rounded to a whole number (at least 1) as gymnasium's MuJoCo envs do: 20 for 0.05 s, 125 for 0.008 s.
+    """
+    check_finite_range("control_dt", control_dt, 0.0, None, low_open=True)
+    return max(1, round(1.0 / float(control_dt)))
 
 
 class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -274,6 +350,9 @@ class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ``info`` holds every named reward term (they sum to the reward), ``physics_unstable`` and,
     where the family defines it, ``success``.
+
+    ``metadata["render_fps"]`` is the family's control rate ``1 / control_dt``, set per instance,
+    so that a video of one frame per step plays in real time.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}  # noqa: RUF012 (gymnasium API)
@@ -281,6 +360,7 @@ class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
     def __init__(self, family: TaskFamily, task: Task | None = None, render_mode: str | None = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: rgb_array or None")
+        self.metadata = {**type(self).metadata, "render_fps": render_fps(family.control_dt)}
         self.family = family
         self.observation_space = family.observation_space
         self.action_space = family.action_space

@@ -80,7 +80,8 @@ Episodes
 ========
 
 Horizon 200 control steps for every family (an option). ``frame_skip`` is gymnasium's: 5 for
-HalfCheetah and Ant (``dt = 0.05`` s), 4 for Walker2d and Hopper (``dt = 0.008`` s). Initial
+HalfCheetah and Ant (``dt = 0.05`` s), 4 for Walker2d and Hopper (``dt = 0.008`` s); ``dt`` is the
+family's ``control_dt``, and the gymnasium view's ``metadata["render_fps"]`` is ``1 / dt``. Initial
 state: ``qpos0 + U(−σ, σ)`` and ``σ·N(0, 1)`` velocities for HalfCheetah and Ant (σ = 0.1),
 ``U(−σ, σ)`` velocities for Walker2d and Hopper (σ = 0.005), drawn from the environment's own
 generator in gymnasium's order (so a seeded reset matches gymnasium's ``reset(seed=...)``).
@@ -135,6 +136,7 @@ from metarl.envs.base import (
     Task,
     TaskError,
     check_finite_range,
+    check_point,
     describe_range,
 )
 from metarl.envs.mujoco_batch import PhysicsBatch, load_gymnasium_model, tracking_camera
@@ -217,12 +219,7 @@ class AntGoalTask(Task):
     goal: tuple[float, float]
 
     def __post_init__(self) -> None:
-        goal = self.goal
-        if not isinstance(goal, (tuple, list)) or len(goal) != 2:
-            raise TaskError(f"goal={goal!r} must be two numbers x,y; allowed: each in [-10, 10]")
-        for axis, value in zip("xy", goal, strict=True):
-            check_finite_range(f"goal.{axis}", value, -_GOAL_LIMIT, _GOAL_LIMIT)
-        object.__setattr__(self, "goal", (float(goal[0]), float(goal[1])))
+        object.__setattr__(self, "goal", check_point("goal", self.goal, _GOAL_LIMIT))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -535,7 +532,7 @@ class LocomotionFamily(FlatTaskFamily):
             raise TaskError(f"{self.name} options must be {self.options_type.__name__}, got {options!r}")
         self.horizon = int(self.options.horizon)
         self.model = robot_model(self.robot)
-        self.dt = float(self.model.opt.timestep) * int(self.options.frame_skip)
+        self.control_dt = float(self.model.opt.timestep) * int(self.options.frame_skip)
         high = np.full(self.obs_dim, np.inf)
         self.observation_space = spaces.Box(-high, high, dtype=np.float64)
         ctrl_range = self.model.actuator_ctrlrange
@@ -658,7 +655,7 @@ class _DirectionMixin(LocomotionFamily):
         return [self.task_type(direction=1), self.task_type(direction=-1)]
 
     def task_space(self) -> dict[str, str]:
-        return {"direction": "-1 (backward) or 1 (forward), equally often"}
+        return {"direction": "-1 (backward) or 1 (forward), equally often; the test tasks are both, seen in training"}
 
     def goal_array(self, tasks: Sequence[Task]) -> np.ndarray:
         return np.array([[cast(DirectionTask, task).direction] for task in tasks], dtype=np.float64)
@@ -785,7 +782,7 @@ class AntGoal(_AntMixin, LocomotionFamily):
         return {"goal": 4.0 - np.sum(np.abs(move.xy - move.goal), axis=1), **self.ant_terms(move)}
 
 
-class _RandParamsFamily(LocomotionFamily):
+class RandParamsFamily(LocomotionFamily):
     """Walker2d/Hopper with random physical parameters (gymnasium v5 reward and health check)."""
 
     options: RandParamsOptions
@@ -848,7 +845,7 @@ class _RandParamsFamily(LocomotionFamily):
         }
 
 
-class Walker2dParams(_RandParamsFamily):
+class Walker2dParams(RandParamsFamily):
     """Walker2d with random masses, inertias, damping and friction; see the module docstring."""
 
     name: ClassVar[str] = "Walker2dParams"
@@ -862,7 +859,7 @@ class Walker2dParams(_RandParamsFamily):
         return ok
 
 
-class HopperParams(_RandParamsFamily):
+class HopperParams(RandParamsFamily):
     """Hopper with random masses, inertias, damping and friction; see the module docstring."""
 
     name: ClassVar[str] = "HopperParams"
@@ -954,7 +951,7 @@ class LocomotionBatchEnv:
         active = ~self._done
         unstable = self._physics.step(action, active)
         xy = self._torso_xy()
-        velocity = (xy - self._xy) / family.dt
+        velocity = (xy - self._xy) / family.control_dt
         healthy = family.healthy(self._physics) & ~unstable
         terms = family.reward_terms(Move(velocity, xy, action, self._goal, self._physics))
         for survival in ("survive", "healthy"):

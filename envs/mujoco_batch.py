@@ -1,13 +1,16 @@
-"""MuJoCo plumbing shared by the locomotion families: models, batched physics, rendering.
+"""MuJoCo plumbing shared by the MuJoCo families (locomotion, grasping): models, batched physics, rendering.
 
 * :func:`load_gymnasium_model` compiles one of the XML models that gymnasium ships, edited with
   :class:`mujoco.MjSpec` (never string-pasted XML): the deprecated ``settotalmass`` compiler
   setting is replaced by ``mj_setTotalmass`` + ``mj_setConst`` on the compiled model (bit-identical
   masses, no deprecation warning), and an optional accelerometer makes MuJoCo compute the
   external contact forces ``cfrc_ext`` during ``mj_step``.
-* :class:`PhysicsBatch` steps ``B`` simulations with one threaded :class:`mujoco.batch.Batch` call,
-  reports unstable simulations (NaN/Inf state, MuJoCo warnings, MuJoCo errors) instead of letting
-  them reset silently, and renders one of them.
+* :class:`PhysicsBatch` steps ``B`` simulations with one threaded :class:`mujoco.batch.Batch` call
+  (only the simulations still running), gives each simulation its own parameters (scaled fields
+  of one model, or a model of its own), reports unstable simulations (NaN/Inf state, MuJoCo
+  warnings, MuJoCo errors) instead of letting them reset silently, and renders one of them.
+* :class:`OffscreenRenderer` draws frames without a window: through ``MUJOCO_GL`` when it is set,
+  else through EGL on a Linux machine without a display.
 * :func:`quiet_mujoco_log` keeps MuJoCo's own warning printout and ``MUJOCO_LOG.TXT`` out of the
   user's console and working directory while our calls run; instability is reported through
   :attr:`StepResult.unstable <metarl.envs.base.StepResult>` instead.
@@ -15,6 +18,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sys
@@ -30,7 +34,7 @@ import numpy as np
 
 GYMNASIUM_ASSETS = Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets"
 CONTACT_PROBE = "metarl_contact_probe"  # name of the site and sensor that switch on cfrc_ext
-_OFFSCREEN_SIZE = (1920, 1080)  # largest frame render() accepts (width, height)
+_OFFSCREEN_SIZE = (1920, 1080)  # offscreen buffer of the gymnasium models: their largest frame (width, height)
 
 
 @contextlib.contextmanager
@@ -109,11 +113,14 @@ def load_gymnasium_model(xml_name: str, contact_probe_body: str | None = None) -
 
 
 class PhysicsBatch:
-    """``B`` simulations of one model stepped together by :class:`mujoco.batch.Batch`.
+    """``B`` simulations stepped together by one :class:`mujoco.batch.Batch`.
+
+    Every simulation starts from ``model``; per-simulation parameters come either from
+    :meth:`scale_parameters` (fields of ``model`` scaled per simulation) or from :meth:`set_models`
+    (a model of its own per simulation, with the same ``mjData`` layout).
 
     Attributes:
-        model: The shared model (per-simulation parameters live in the batch, see
-            :meth:`scale_parameters`).
+        model: The batch's model.
         num_envs: ``B``.
         frame_skip: MuJoCo steps per control step.
         qpos: Live ``[B, nq]`` view of the positions.
@@ -136,7 +143,7 @@ class PhysicsBatch:
             num_threads: Threads stepping them (the caller's thread included).
             frame_skip: MuJoCo steps per :meth:`step`.
             outputs: Derived ``MjData`` fields to copy out after every call (``"xpos"``,
-                ``"cfrc_ext"`` ...), read with :meth:`output`.
+                ``"cfrc_ext"``, ``"sensordata"`` ...), read with :meth:`output`.
         """
         self.model = model
         self.num_envs = int(num_envs)
@@ -147,9 +154,15 @@ class PhysicsBatch:
         self._ctrl = self._batch.bind("ctrl")
         # outputs are bound before the first call: a field bound later stays zero until a call
         self._outputs = {name: self._batch.bind(name) for name in outputs}
+        self._models: list[mujoco.MjModel] = []
         self._render_model: mujoco.MjModel | None = None
-        self._render_data: mujoco.MjData | None = None
+        self._render_data: tuple[mujoco.MjModel, mujoco.MjData] | None = None  # of the last model drawn
         self._renderers: dict[tuple[int, int], OffscreenRenderer] = {}
+
+    @property
+    def batch(self) -> mujoco.batch.Batch:
+        """The underlying batch (views such as ``batch.bind("qvel")`` are live)."""
+        return self._batch
 
     def output(self, name: str) -> np.ndarray:
         """The ``[B, ...]`` values of a derived field named in ``outputs`` (read-only)."""
@@ -158,6 +171,20 @@ class PhysicsBatch:
     def model_of(self, index: int) -> mujoco.MjModel:
         """A copy of the model simulation ``index`` runs on, per-simulation parameters included."""
         return self._batch.get_model(index)
+
+    def set_models(self, models: Sequence[mujoco.MjModel]) -> None:
+        """Runs simulation ``i`` on ``models[i]`` from the next :meth:`reset` on.
+
+        Args:
+            models: ``B`` models with the ``mjData`` layout of :attr:`model` (compiled from one
+                spec with other parameters or other mesh shapes). Setting the same model objects
+                again costs nothing.
+        """
+        if len(models) != self.num_envs:
+            raise ValueError(f"got {len(models)} models for {self.num_envs} simulations")
+        if len(self._models) != len(models) or any(a is not b for a, b in zip(self._models, models, strict=True)):
+            self._batch.set_models(list(models))
+            self._models = list(models)
 
     def scale_parameters(self, scales: dict[str, np.ndarray]) -> None:
         """Sets per-simulation model fields to ``model value × scale`` and re-derives constants.
@@ -173,17 +200,20 @@ class PhysicsBatch:
         with quiet_mujoco_log():
             self._batch.set_const()
 
-    def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+    def reset(self, qpos: np.ndarray, qvel: np.ndarray, ctrl: np.ndarray | None = None) -> None:
         """Resets every simulation to the given state and runs ``mj_forward``.
 
         Args:
             qpos: ``[B, nq]`` positions.
             qvel: ``[B, nv]`` velocities.
+            ctrl: ``[B, nu]`` controls, or None for zeros.
         """
         with quiet_mujoco_log():
             self._batch.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
             self.qpos[...] = qpos
             self.qvel[...] = qvel
+            if ctrl is not None:
+                self._ctrl[...] = ctrl
             self._batch.forward()
 
     def step(self, ctrl: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -210,7 +240,7 @@ class PhysicsBatch:
                 try:
                     self._batch.step(ids=ids, nstep=self.frame_skip)
                 except mujoco.batch.SimulationError as err:
-                    failed[np.asarray(err.ids)] = True
+                    failed[np.asarray(err.ids, dtype=int)] = True
         warned = self._batch.warning[:, :, 1].any(axis=1)  # [B]; counters restart at each reset
         finite = np.isfinite(self.qpos).all(axis=1) & np.isfinite(self.qvel).all(axis=1)
         unstable: np.ndarray = active & (warned | failed | ~finite)
@@ -221,22 +251,29 @@ class PhysicsBatch:
 
         Returns:
             ``[height, width, 3]`` uint8 image.
+
+        Raises:
+            IndexError: ``index`` is not a simulation of the batch.
+            ValueError: The frame is larger than the model's offscreen buffer.
         """
         if not 0 <= index < self.num_envs:
             raise IndexError(f"index={index} is out of range; allowed: [0, {self.num_envs - 1}]")
-        max_width, max_height = _OFFSCREEN_SIZE
+        if self._models:  # a model of its own: drawn as it is (its meshes may differ from the others')
+            model = self._models[index]
+        else:  # the batch's model with this simulation's parameters, copied into one reused model
+            self._render_model = self._batch.get_model(index, self._render_model)
+            model = self._render_model
+        max_width, max_height = model.vis.global_.offwidth, model.vis.global_.offheight
         if not (1 <= width <= max_width and 1 <= height <= max_height):
             raise ValueError(f"frame size {width}x{height} is out of range; allowed: up to {max_width}x{max_height}")
-        if self._render_model is None:
-            self._render_model = self._batch.get_model(index)
-            self._render_data = mujoco.MjData(self._render_model)
-        model = self._batch.get_model(index, self._render_model)
-        data = self._batch.get_data(index, self._render_data)
+        if self._render_data is None or self._render_data[0] is not model:
+            self._render_data = (model, mujoco.MjData(model))
+        data = self._batch.get_data(index, self._render_data[1])
         with quiet_mujoco_log():
             mujoco.mj_forward(model, data)
         renderer = self._renderers.get((width, height))
         if renderer is None:
-            renderer = OffscreenRenderer(model, width, height)
+            renderer = OffscreenRenderer(width, height)
             self._renderers[(width, height)] = renderer
         return renderer.render(model, data, camera)
 
@@ -245,6 +282,7 @@ class PhysicsBatch:
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
+        self._render_data = None
 
 
 def _gl_context(width: int, height: int) -> Any:
@@ -265,32 +303,62 @@ def _gl_context(width: int, height: int) -> Any:
 
 
 class OffscreenRenderer:
-    """A minimal offscreen renderer (``mujoco.Renderer`` without its global backend choice)."""
+    """Draws frames of one size offscreen (``mujoco.Renderer`` without its global backend choice).
 
-    def __init__(self, model: mujoco.MjModel, width: int, height: int):
+    One OpenGL context serves any number of models: each model gets its own scene and MuJoCo
+    render context (which holds its meshes and textures), the ``max_models`` most recent kept.
+    """
+
+    def __init__(self, width: int, height: int, max_models: int = 8):
+        """Creates the OpenGL context.
+
+        Args:
+            width: Frame width (pixels), at most the models' ``offwidth``.
+            height: Frame height (pixels), at most the models' ``offheight``.
+            max_models: Models whose render contexts are kept.
+        """
         self.width, self.height = width, height
+        self.max_models = max_models
         self._context = _gl_context(width, height)
-        self._context.make_current()
-        self._scene = mujoco.MjvScene(model, maxgeom=1000)
         self._option = mujoco.MjvOption()
-        self._mjr = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._mjr)
         self._pixels = np.empty((height, width, 3), dtype=np.uint8)
+        # id(model) -> (model, scene, render context); the model is kept so that its id stays unique
+        self._per_model: collections.OrderedDict[int, tuple[mujoco.MjModel, mujoco.MjvScene, mujoco.MjrContext]]
+        self._per_model = collections.OrderedDict()
+
+    def _scene_of(self, model: mujoco.MjModel) -> tuple[mujoco.MjvScene, mujoco.MjrContext]:
+        entry = self._per_model.get(id(model))
+        if entry is None:
+            scene = mujoco.MjvScene(model, maxgeom=1000)
+            mjr = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
+            mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, mjr)
+            entry = (model, scene, mjr)
+            self._per_model[id(model)] = entry
+            while len(self._per_model) > self.max_models:
+                _, (_, _, old) = self._per_model.popitem(last=False)
+                old.free()
+        else:
+            self._per_model.move_to_end(id(model))
+        return entry[1], entry[2]
 
     def render(self, model: mujoco.MjModel, data: mujoco.MjData, camera: mujoco.MjvCamera) -> np.ndarray:
         """Draws ``data`` and returns a fresh ``[height, width, 3]`` uint8 image."""
         self._context.make_current()
-        mujoco.mjv_updateScene(model, data, self._option, None, camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene)
+        scene, mjr = self._scene_of(model)
+        mujoco.mjv_updateScene(model, data, self._option, None, camera, mujoco.mjtCatBit.mjCAT_ALL.value, scene)
         viewport = mujoco.MjrRect(0, 0, self.width, self.height)
-        mujoco.mjr_render(viewport, self._scene, self._mjr)
-        mujoco.mjr_readPixels(self._pixels, None, viewport, self._mjr)
+        mujoco.mjr_render(viewport, scene, mjr)
+        mujoco.mjr_readPixels(self._pixels, None, viewport, mjr)
         return np.flipud(self._pixels).copy()
 
     def close(self) -> None:
         """Frees the OpenGL resources."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._mjr.free()
+            self._context.make_current()
+            for _, _, mjr in self._per_model.values():
+                mjr.free()
+            self._per_model.clear()
             self._context.free()
 
 
@@ -302,4 +370,12 @@ def tracking_camera(body: int, distance: float, elevation: float = -20.0, azimut
     camera.distance = distance
     camera.elevation = elevation
     camera.azimuth = azimuth
+    return camera
+
+
+def fixed_camera(model: mujoco.MjModel, name: str) -> mujoco.MjvCamera:
+    """The model's camera ``name`` (a ``<camera>`` of the model, fixed or attached to a body)."""
+    camera = mujoco.MjvCamera()
+    camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+    camera.fixedcamid = model.camera(name).id
     return camera

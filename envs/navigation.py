@@ -17,7 +17,8 @@ Action             Meaning                                         Range
 
 Reward (one term, ``distance``): ``-‖position − goal‖`` after the move.
 An episode terminates when the agent is within ``goal_tolerance`` of the goal and is
-truncated at the horizon (100 steps).
+truncated at the horizon (100 steps). There is no physical clock; for videos one step counts as
+``control_dt`` = 0.05 s (20 frames per second).
 
 Task space: goal uniform in ``[-goal_range, goal_range]²`` (0.5 in the paper). The held-out
 test goals are drawn once from a fixed seed and are never produced by ``sample_tasks``.
@@ -40,10 +41,12 @@ from metarl.envs.base import (
     Task,
     TaskError,
     check_finite_range,
+    check_point,
     describe_range,
 )
 
 _TEST_SEED = 20170309  # fixed seed of the held-out goals (the MAML paper's arXiv date)
+CONTROL_DT = 0.05  # s per step: the point has no physical clock; videos play 20 steps per second
 _GOAL_LIMIT = 10.0  # largest goal coordinate any option may ask for
 
 
@@ -58,12 +61,7 @@ class NavigationTask(Task):
     goal: tuple[float, float]
 
     def __post_init__(self) -> None:
-        goal = self.goal
-        if not isinstance(goal, (tuple, list)) or len(goal) != 2:
-            raise TaskError(f"goal={goal!r} must be two numbers x,y; allowed: each in [-10, 10]")
-        for axis, value in zip("xy", goal, strict=True):
-            check_finite_range(f"goal.{axis}", value, -_GOAL_LIMIT, _GOAL_LIMIT)
-        object.__setattr__(self, "goal", (float(goal[0]), float(goal[1])))
+        object.__setattr__(self, "goal", check_point("goal", self.goal, _GOAL_LIMIT))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +100,7 @@ class Navigation2D(FlatTaskFamily):
     def __init__(self, options: NavigationOptions | None = None):
         self.options = options or NavigationOptions()
         self.horizon = self.options.horizon
+        self.control_dt = CONTROL_DT
         high = np.full(2, self.options.horizon * self.options.max_step)  # farthest reachable point
         self.observation_space = spaces.Box(-high, high, dtype=np.float64)
         step = self.options.max_step
@@ -185,7 +184,7 @@ class NavigationBatchEnv:
         terms = navigation_reward(self._pos, self._goal)
         reward = terms["distance"].copy()
         reached = -reward < self.options.goal_tolerance
-        unstable = ~np.isfinite(self._pos).all(axis=-1)
+        unstable = np.asarray(~np.isfinite(self._pos).all(axis=-1))
         terminated = reached | unstable
         self._done |= terminated
         self._trail.append(self._pos.copy())

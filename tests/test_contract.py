@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -60,6 +61,31 @@ def test_family_keeps_the_protocol(family: TaskFamily) -> None:
     batch.close()
     assert family.horizon >= 1
     assert family.task_space()
+
+
+def test_videos_play_at_the_control_rate(family: TaskFamily) -> None:
+    env = FamilyEnv(family)
+    assert 0 < family.control_dt <= 1.0
+    assert env.metadata["render_fps"] == round(1.0 / family.control_dt)
+    assert FamilyEnv.metadata["render_fps"] == 20  # per instance: the class default is left alone
+    env.close()
+
+
+def test_physics_trouble_stays_out_of_the_console_and_working_dir(
+    family: TaskFamily, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    batch = family.make_batch_env(2)
+    batch.set_tasks(_tasks(family, 2))
+    batch.reset([np.random.default_rng(0), np.random.default_rng(1)])
+    action = _actions(family, 2, seed=0)
+    action[1, 0] = np.nan  # MuJoCo warns about a bad control where it is passed through
+    result = batch.step(action)
+    assert not result.unstable[0]
+    batch.close()
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+    out, err = capfd.readouterr()
+    assert "WARNING" not in out + err
 
 
 def test_gymnasium_and_sb3_checkers_pass(family: TaskFamily) -> None:

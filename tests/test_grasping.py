@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 import metarl.envs  # noqa: F401  (registers metarl/GraspObject-v0)
-from metarl.envs.base import TaskError
+from metarl.envs.base import Task, TaskError
 from metarl.envs.grasping import GraspObject, GraspTask, ObjectSpec
 from metarl.envs.grasping.family import TRAIN_SHAPES, GraspBatchEnv
 from metarl.envs.grasping.objects import load_object
@@ -25,6 +27,15 @@ _YAW_STEP = 0.25
 @pytest.fixture(scope="module")
 def family() -> GraspObject:
     return GraspObject()
+
+
+def _objects(tasks: list[Task]) -> list[ObjectSpec]:
+    """The object of each grasp task."""
+    specs = []
+    for task in tasks:
+        assert isinstance(task, GraspTask)
+        specs.append(task.object)
+    return specs
 
 
 def _scripted_action(obs: np.ndarray, specs: list[ObjectSpec], t: int, release_at: int | None) -> np.ndarray:
@@ -81,7 +92,7 @@ def _run_scripted(
 
 
 def test_scripted_controller_lifts_every_training_shape(family: GraspObject) -> None:
-    specs = [t.object for t in family.sample_tasks(80, np.random.default_rng(2024))]
+    specs = _objects(family.sample_tasks(80, np.random.default_rng(2024)))
     success, _, unstable = _run_scripted(family, specs, seed=1)
     assert not unstable.any()
     shapes = np.array([s.shape for s in specs])
@@ -92,20 +103,20 @@ def test_scripted_controller_lifts_every_training_shape(family: GraspObject) -> 
 
 
 def test_held_out_shapes_are_solvable(family: GraspObject) -> None:
-    specs = [t.object for t in family.test_tasks()]
+    specs = _objects(family.test_tasks())
     success, _, _ = _run_scripted(family, specs, seed=3)
     assert success.mean() >= 0.8, [s.to_string() for s, ok in zip(specs, success, strict=True) if not ok]
 
 
 def test_object_falls_when_the_fingers_open(family: GraspObject) -> None:
-    specs = [t.object for t in family.sample_tasks(12, np.random.default_rng(7))]
+    specs = _objects(family.sample_tasks(12, np.random.default_rng(7)))
     held, height, _ = _run_scripted(family, specs, seed=5, steps=120, release_at=75)
     assert held.mean() >= 0.9  # it was lifted by friction before the release ...
     np.testing.assert_array_less(height, 0.01)  # ... and lies on the table after it
 
 
 def test_no_success_without_closing(family: GraspObject) -> None:
-    specs = [t.object for t in family.sample_tasks(6, np.random.default_rng(8))]
+    specs = _objects(family.sample_tasks(6, np.random.default_rng(8)))
     success, height, _ = _run_scripted(family, specs, seed=0, release_at=0)
     assert not success.any()
     np.testing.assert_array_less(height, 0.01)
@@ -131,6 +142,28 @@ def test_batch_render_size(family: GraspObject) -> None:
     assert env.render(1, width=160, height=120).shape == (120, 160, 3)
     with pytest.raises(IndexError):
         env.render(2)
+    env.close()
+
+
+@pytest.mark.render
+def test_renders_headless_without_mujoco_gl() -> None:
+    code = (
+        "import numpy as np, metarl.envs as envs\n"
+        "family = envs.make_family('GraspObject')\n"
+        "env = family.make_env(family.parse_task('sphere radius=0.03'), render_mode='rgb_array')\n"
+        "env.reset(seed=0)\n"
+        "frame = env.render()\n"
+        "assert frame is not None and frame.shape == (360, 480, 3) and frame.std() > 0\n"
+    )
+    hidden = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")
+    environ = {k: v for k, v in os.environ.items() if k not in hidden}
+    run = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_gym_make_runs_at_50_hz() -> None:
+    env = gym.make("metarl/GraspObject-v0")
+    assert env.metadata["render_fps"] == 50  # through the wrappers of gym.make
     env.close()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import mujoco
@@ -18,11 +18,12 @@ import pytest
 
 import metarl.envs as envs
 from metarl.envs import locomotion
-from metarl.envs.base import TaskError
+from metarl.envs.base import FamilyEnv, Task, TaskError, TaskT
 from metarl.envs.mujoco_batch import load_gymnasium_model, quiet_mujoco_log
 
 STEPS = 200
 LOCOMOTION = [spec.name for spec in locomotion.FAMILY_SPECS]
+FamilyT = TypeVar("FamilyT")
 
 
 def _gym_env(env_id: str, **kwargs: Any) -> Any:
@@ -30,6 +31,20 @@ def _gym_env(env_id: str, **kwargs: Any) -> Any:
     with warnings.catch_warnings(), quiet_mujoco_log():
         warnings.simplefilter("ignore")
         return gym.make(env_id, **kwargs).unwrapped
+
+
+def _family(name: str, kind: type[FamilyT], options: dict[str, Any] | None = None) -> FamilyT:
+    """``envs.make_family(name, options)``, checked to be a ``kind``."""
+    family = envs.make_family(name, options)
+    assert isinstance(family, kind)
+    return family
+
+
+def _of_type(tasks: list[Task], kind: type[TaskT]) -> list[TaskT]:
+    """``tasks``, checked to be all of type ``kind``."""
+    checked = [task for task in tasks if isinstance(task, kind)]
+    assert len(checked) == len(tasks), f"not all tasks are {kind.__name__}: {tasks}"
+    return checked
 
 
 def _actions(n: int, dim: int, seed: int, scale: float = 1.0) -> np.ndarray:
@@ -107,7 +122,7 @@ def test_ant_contact_forces_are_mujocos_from_mj_step() -> None:
 
 @pytest.mark.parametrize(("name", "env_id"), [("Walker2dParams", "Walker2d-v5"), ("HopperParams", "Hopper-v5")])
 def test_nominal_parameters_match_gymnasium_v5(name: str, env_id: str) -> None:
-    family = envs.make_family(name, {"terminate_when_unhealthy": False})
+    family = _family(name, locomotion.RandParamsFamily, {"terminate_when_unhealthy": False})
     sizes = family.task_type.sizes
     nominal = family.task_type(**{k: (1.0,) * n for k, n in sizes.items()})
     batch = family.make_batch_env(1)
@@ -214,14 +229,16 @@ def test_bad_options_are_refused_in_one_line(name: str, options: dict[str, Any],
 @pytest.mark.parametrize("name", ["HalfCheetahDir", "AntDir"])
 def test_direction_families_draw_both_directions_equally(name: str) -> None:
     family = envs.make_family(name)
-    tasks = family.sample_tasks(10, np.random.default_rng(0))
+    tasks = _of_type(family.sample_tasks(10, np.random.default_rng(0)), locomotion.DirectionTask)
     assert sorted(t.direction for t in tasks) == [-1] * 5 + [1] * 5
-    assert {t.direction for t in family.test_tasks()} == {-1, 1}
+    assert {t.direction for t in _of_type(family.test_tasks(), locomotion.DirectionTask)} == {-1, 1}
 
 
 def test_ant_goals_lie_in_the_disc() -> None:
     family = envs.make_family("AntGoal")
-    goals = np.array([t.goal for t in family.sample_tasks(2000, np.random.default_rng(0))])
+    goals = np.array(
+        [t.goal for t in _of_type(family.sample_tasks(2000, np.random.default_rng(0)), locomotion.AntGoalTask)]
+    )
     radius = np.linalg.norm(goals, axis=1)
     assert radius.max() <= 3.0
     assert 0.45 < np.mean(radius < 3.0 / np.sqrt(2)) < 0.55  # uniform in area: half inside r/√2
@@ -231,10 +248,10 @@ def test_ant_goals_lie_in_the_disc() -> None:
 
 
 def test_random_parameters_change_dynamics_and_keep_derived_constants_consistent() -> None:
-    family = envs.make_family("Walker2dParams")
+    family = _family("Walker2dParams", locomotion.Walker2dParams)
     sizes = family.task_type.sizes
     nominal = family.task_type(**{k: (1.0,) * n for k, n in sizes.items()})
-    scaled = family.sample_tasks(1, np.random.default_rng(0))[0]
+    scaled = _of_type(family.sample_tasks(1, np.random.default_rng(0)), locomotion.RandParamsTask)[0]
     batch = family.make_batch_env(2)
     batch.set_tasks([nominal, scaled])
     obs = batch.reset([np.random.default_rng(1), np.random.default_rng(1)])
@@ -310,9 +327,18 @@ def test_models_compile_without_deprecation_warning_or_log_file(capfd: pytest.Ca
     assert capfd.readouterr().out == ""
 
 
+@pytest.mark.parametrize(
+    ("name", "fps"), [("HalfCheetahVel", 20), ("AntGoal", 20), ("Walker2dParams", 125), ("HopperParams", 125)]
+)
+def test_videos_play_at_the_control_rate(name: str, fps: int) -> None:
+    env = FamilyEnv(envs.make_family(name))
+    assert env.metadata["render_fps"] == fps
+    env.close()
+
+
 @pytest.mark.render
 def test_render_returns_an_image_of_the_asked_size() -> None:
-    family = envs.make_family("HopperParams")
+    family = _family("HopperParams", locomotion.HopperParams)
     batch = family.make_batch_env(2)
     batch.set_tasks(family.sample_tasks(2, np.random.default_rng(0)))
     batch.reset([np.random.default_rng(0), np.random.default_rng(1)])

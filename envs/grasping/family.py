@@ -150,6 +150,7 @@ class GraspObject:
     def __init__(self, options: GraspOptions | None = None):
         self.options = options or GraspOptions()
         self.horizon = self.options.horizon
+        self.control_dt = scene.TIMESTEP * scene.SUBSTEPS  # s, 50 Hz
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(ACT_DIM,), dtype=np.float64)
         self._config = scene.SceneConfig(grip_force=self.options.grip_force, pad_friction=self.options.pad_friction)
@@ -268,7 +269,7 @@ class GraspBatchEnv:
         self.options = options
         self.num_envs = int(num_envs)
         self._cache = models
-        self._sim = physics.BatchPhysics(self.num_envs, int(num_threads))
+        self._sim = physics.GraspPhysics(self.num_envs, int(num_threads))
         self._specs: list[ObjectSpec] | None = None
         self._rest_height = np.zeros(self.num_envs)
         self._done = np.ones(self.num_envs, dtype=bool)
@@ -364,7 +365,7 @@ class GraspBatchEnv:
         return terms, success
 
     @property
-    def physics(self) -> physics.BatchPhysics:
+    def physics(self) -> physics.GraspPhysics:
         """The simulations behind this env (for tests, benchmarks and domain randomization)."""
         return self._sim
 

@@ -86,24 +86,36 @@ def _checked(points: np.ndarray, path: str) -> np.ndarray:
     return result
 
 
-def _parse_obj(raw: bytes, path: str) -> np.ndarray:
+def _vertex_lines(text: str, keyword: str, path: str, kind: str) -> np.ndarray:
+    """The points of the ``<keyword> x y z`` lines of a text mesh file (OBJ ``v``, ASCII STL ``vertex``).
+
+    Returns:
+        ``[N, 3]`` float64 points, ``N >= 1``.
+
+    Raises:
+        MeshError: A vertex line does not hold three numbers, or there is none.
+    """
     points: list[tuple[float, float, float]] = []
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MeshError(f"path={path!r}: OBJ file is not UTF-8 text") from None
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
-        if not fields or fields[0] != "v":
+        if not fields or fields[0] != keyword:
             continue
         try:
             x, y, z = (float(v) for v in fields[1:4])
         except ValueError:
-            raise MeshError(f"path={path!r}: line {number} is not a vertex 'v x y z'") from None
+            raise MeshError(f"path={path!r}: line {number} is not a vertex line '{keyword} x y z'") from None
         points.append((x, y, z))
     if not points:
-        raise MeshError(f"path={path!r}: OBJ file has no 'v x y z' vertex lines")
+        raise MeshError(f"path={path!r}: {kind} file has no vertex lines '{keyword} x y z'")
     return np.asarray(points, dtype=np.float64)
+
+
+def _parse_obj(raw: bytes, path: str) -> np.ndarray:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MeshError(f"path={path!r}: OBJ file is not UTF-8 text") from None
+    return _vertex_lines(text, "v", path, "OBJ")
 
 
 def _parse_stl(raw: bytes, path: str) -> np.ndarray:
@@ -119,18 +131,7 @@ def _parse_stl(raw: bytes, path: str) -> np.ndarray:
         raise MeshError(f"path={path!r}: STL file is neither binary nor ASCII STL") from None
     if not text.lstrip().lower().startswith("solid"):
         raise MeshError(f"path={path!r}: STL file is neither binary nor ASCII STL")
-    points: list[tuple[float, float, float]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if fields and fields[0] == "vertex":
-            try:
-                x, y, z = (float(v) for v in fields[1:4])
-            except ValueError:
-                raise MeshError(f"path={path!r}: line {number} is not 'vertex x y z'") from None
-            points.append((x, y, z))
-    if not points:
-        raise MeshError(f"path={path!r}: ASCII STL file has no 'vertex x y z' lines")
-    return np.asarray(points, dtype=np.float64)
+    return _vertex_lines(text, "vertex", path, "ASCII STL")
 
 
 def prism(sides: int) -> np.ndarray:

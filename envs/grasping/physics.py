@@ -1,7 +1,9 @@
-"""The physics of a batch of grasping scenes: one ``mujoco.batch.Batch``, one model per scene.
+"""The physics of a batch of grasping scenes: one :class:`~metarl.envs.mujoco_batch.PhysicsBatch`, one
+model per scene.
 
-This module owns every MuJoCo call of the grasping family (stepping, resets, instability checks
-and rendering); the family turns its :class:`PhysicsState` into observations and rewards.
+This module maps the grasping scene onto the shared MuJoCo plumbing (stepping, resets,
+instability checks and rendering live in :mod:`metarl.envs.mujoco_batch`); the family turns its
+:class:`PhysicsState` into observations and rewards.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import mujoco.batch
 import numpy as np
 
 from metarl.envs.grasping import scene
+from metarl.envs.mujoco_batch import PhysicsBatch, fixed_camera
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,19 +69,7 @@ def quat_to_axes(quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x_axis, y_axis
 
 
-def quiet_mujoco_log() -> None:
-    """Stops MuJoCo from appending its warnings to ``MUJOCO_LOG.TXT`` in the working directory.
-
-    The family reads MuJoCo's warning counters itself and reports them as
-    ``info["physics_unstable"]``; console messages are left as they are.
-    """
-    config = mujoco.MjLogConfig.get()
-    if config.logto_file:
-        config.logto_file = False
-        config.set()
-
-
-class BatchPhysics:
+class GraspPhysics:
     """``num_envs`` grasping scenes on ``num_threads`` threads.
 
     Args:
@@ -87,37 +78,32 @@ class BatchPhysics:
     """
 
     def __init__(self, num_envs: int, num_threads: int):
-        quiet_mujoco_log()
         self.num_envs = num_envs
         self.num_threads = num_threads
-        self._batch: mujoco.batch.Batch | None = None
+        self._physics: PhysicsBatch | None = None
         self._layout_key: tuple[int, ...] | None = None
-        self._models: list[mujoco.MjModel] = []
         self._layout: scene.SceneLayout | None = None
+        self._camera: mujoco.MjvCamera | None = None
         self._state: PhysicsState | None = None
-        empty = np.zeros((0, 0))
-        self._qpos, self._qvel, self._ctrl, self._sensordata = empty, empty, empty, empty
         self._ctrl_low, self._ctrl_high = np.zeros(0), np.zeros(0)
-        self._renderers: dict[tuple[int, int, int], tuple[mujoco.Renderer, mujoco.MjData]] = {}
 
     def set_models(self, models: Sequence[mujoco.MjModel]) -> None:
         """Runs simulation ``i`` on ``models[i]`` from the next :meth:`reset` on.
 
-        All models must come from :func:`scene.compile_scene` with one mesh library.
+        All models must come from :func:`scene.compile_scene` with one mesh library; a batch of
+        another library (another ``mjData`` layout) gets a new :class:`PhysicsBatch`.
         """
         first = models[0]
         key = (first.nq, first.nv, first.nbvh, first.nmesh, first.nsensordata)
-        if self._batch is None or key != self._layout_key:
-            self._batch = mujoco.batch.Batch(first, self.num_envs, self.num_threads)
+        if self._physics is None or key != self._layout_key:
+            if self._physics is not None:
+                self._physics.close()
+            self._physics = PhysicsBatch(first, self.num_envs, self.num_threads, scene.SUBSTEPS, ("sensordata",))
             self._layout_key = key
             self._layout = scene.scene_layout(first)
-            self._models = []
-            self._qpos, self._qvel = self._batch.bind("qpos"), self._batch.bind("qvel")
-            self._ctrl, self._sensordata = self._batch.bind("ctrl"), self._batch.bind("sensordata")
+            self._camera = fixed_camera(first, scene.CAMERA)
             self._ctrl_low, self._ctrl_high = first.actuator_ctrlrange.T.copy()
-        if len(self._models) != len(models) or any(a is not b for a, b in zip(self._models, models, strict=True)):
-            self._batch.set_models(list(models))
-            self._models = list(models)
+        self._physics.set_models(models)
 
     def reset(self, hand: np.ndarray, objects: np.ndarray) -> None:
         """Resets every simulation: fingers open, the hand and the object at the given poses.
@@ -126,15 +112,15 @@ class BatchPhysics:
             hand: ``[B, 4]`` pinch point x, y, z (m) and yaw (rad).
             objects: ``[B, 7]`` object position (m) and quaternion (w, x, y, z).
         """
-        batch, layout = self._bound()
-        batch.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
-        self._qpos[:, layout.hand_qpos] = hand
-        self._qpos[:, layout.finger_qpos] = scene.FINGER_OPEN
-        self._qpos[:, layout.object_qpos] = objects
-        self._qvel[:] = 0.0
-        self._ctrl[:, :4] = hand
-        self._ctrl[:, 4:6] = scene.FINGER_OPEN
-        batch.forward()
+        physics, layout = self._bound()
+        qpos = np.zeros_like(physics.qpos)
+        qpos[:, layout.hand_qpos] = hand
+        qpos[:, layout.finger_qpos] = scene.FINGER_OPEN
+        qpos[:, layout.object_qpos] = objects
+        ctrl = np.empty((self.num_envs, len(self._ctrl_low)))
+        ctrl[:, :4] = hand
+        ctrl[:, 4:6] = scene.FINGER_OPEN
+        physics.reset(qpos, np.zeros_like(physics.qvel), ctrl)
         self._state = self._read()
 
     def step(self, target: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -147,34 +133,15 @@ class BatchPhysics:
         Returns:
             ``[B]`` bool, the simulation raised an error or a warning, or its state is not finite.
         """
-        batch, _ = self._bound()
-        all_active = bool(active.all())
-        clipped = np.clip(target, self._ctrl_low, self._ctrl_high)
-        failed = np.zeros(self.num_envs, dtype=bool)
-        if all_active:
-            self._ctrl[:] = clipped
-        else:
-            self._ctrl[active] = clipped[active]
-        if all_active or active.any():
-            try:
-                batch.step(ids=None if all_active else np.flatnonzero(active), nstep=scene.SUBSTEPS)
-            except mujoco.batch.SimulationError as err:
-                failed[np.asarray(err.ids, dtype=int)] = True
+        physics, _ = self._bound()
+        unstable = physics.step(np.clip(target, self._ctrl_low, self._ctrl_high), active)
         self._state = self._read()
-        warned = batch.warning[:, :, 1].any(axis=1)
-        finite = np.isfinite(self._state.qpos).all(axis=1) & np.isfinite(self._state.qvel).all(axis=1)
-        unstable: np.ndarray = (failed | warned | ~finite) & active
         return unstable
 
     @property
     def batch(self) -> mujoco.batch.Batch:
         """The ``mujoco.batch.Batch`` (bound arrays such as ``batch.bind("qvel")`` are live)."""
-        return self._bound()[0]
-
-    @property
-    def models(self) -> list[mujoco.MjModel]:
-        """The model of each simulation."""
-        return list(self._models)
+        return self._bound()[0].batch
 
     def state(self) -> PhysicsState:
         """The state after the last reset or step."""
@@ -182,14 +149,14 @@ class BatchPhysics:
             raise RuntimeError("reset must be called before the state is read")
         return self._state
 
-    def _bound(self) -> tuple[mujoco.batch.Batch, scene.SceneLayout]:
-        if self._batch is None or self._layout is None:
+    def _bound(self) -> tuple[PhysicsBatch, scene.SceneLayout]:
+        if self._physics is None or self._layout is None:
             raise RuntimeError("set_models must be called before reset")
-        return self._batch, self._layout
+        return self._physics, self._layout
 
     def _read(self) -> PhysicsState:
-        _, layout = self._bound()
-        qpos, qvel = self._qpos.copy(), self._qvel.copy()
+        physics, layout = self._bound()
+        qpos, qvel = physics.qpos.copy(), physics.qvel.copy()
         o, d, h, hd = layout.object_qpos.start, layout.object_dof.start, layout.hand_qpos, layout.hand_dof
         return PhysicsState(
             qpos=qpos,
@@ -204,30 +171,18 @@ class BatchPhysics:
             object_quat=qpos[:, o + 3 : o + 7],
             object_vel=qvel[:, d : d + 3],
             object_angvel=qvel[:, d + 3 : d + 6],
-            touch=self._sensordata[:, layout.touch] > 0,
+            touch=physics.output("sensordata")[:, layout.touch] > 0,
         )
 
     def render(self, index: int, width: int, height: int) -> np.ndarray:
         """``[height, width, 3]`` uint8 image of simulation ``index`` from the overview camera."""
-        batch, _ = self._bound()
-        model = self._models[index]
-        key = (id(model), width, height)
-        if key not in self._renderers:
-            if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
-                limit = f"{model.vis.global_.offwidth}x{model.vis.global_.offheight}"
-                raise ValueError(f"render size {width}x{height} exceeds the scene's offscreen buffer {limit}")
-            self._renderers[key] = (mujoco.Renderer(model, height=height, width=width), mujoco.MjData(model))
-        renderer, data = self._renderers[key]
-        batch.get_data(index, data)
-        mujoco.mj_forward(model, data)
-        renderer.update_scene(data, camera=scene.CAMERA)
-        image: np.ndarray = renderer.render()
-        return image
+        physics, _ = self._bound()
+        assert self._camera is not None
+        return physics.render(index, width, height, self._camera)
 
     def close(self) -> None:
         """Frees the renderers and the batch's threads."""
-        for renderer, _ in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
-        self._batch = None
-        self._models = []
+        if self._physics is not None:
+            self._physics.close()
+        self._physics = None
+        self._layout_key = None

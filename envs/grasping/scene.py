@@ -21,6 +21,7 @@ import numpy as np
 
 from metarl.envs.grasping.meshes import BUILTIN_PREFIX, builtin_names, mesh_vertices
 from metarl.envs.grasping.objects import ObjectSpec
+from metarl.envs.mujoco_batch import quiet_mujoco_log
 
 TIMESTEP = 0.004  # s
 SUBSTEPS = 5  # physics steps per control step: 50 Hz control
@@ -165,8 +166,9 @@ def build_spec(spec: ObjectSpec, library: tuple[str, ...] = (), config: SceneCon
 
 
 def compile_scene(spec: ObjectSpec, library: tuple[str, ...] = (), config: SceneConfig | None = None) -> mujoco.MjModel:
-    """Builds and compiles the scene around ``spec`` (see :func:`build_spec`)."""
-    return build_spec(spec, library, config).compile()
+    """Builds and compiles the scene around ``spec`` (see :func:`build_spec`), MuJoCo's log kept quiet."""
+    with quiet_mujoco_log():
+        return build_spec(spec, library, config).compile()
 
 
 def scene_layout(model: mujoco.MjModel) -> SceneLayout:
