@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from helpers import random_episodes
 
 from metarl.advantages import (
     baseline_features,
@@ -14,6 +13,7 @@ from metarl.advantages import (
     normalize_per_task,
     with_advantages,
 )
+from tests.helpers import random_episodes
 
 
 def _one(values: list[float]) -> torch.Tensor:

@@ -9,7 +9,6 @@ from typing import Literal
 
 import pytest
 import torch
-from helpers import random_meta_batch, tiny_params, tiny_policy
 from torch import Tensor
 
 from metarl.adaptation import adapt, inner_loss
@@ -24,6 +23,7 @@ from metarl.maml import (
 )
 from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, params_to_vector, vector_to_params
 from metarl.trpo import hessian_vector_product_fn
+from tests.helpers import random_meta_batch, tiny_params, tiny_policy
 
 INNER = InnerConfig(fast_lr=0.3)
 Algorithm = Literal["maml_trpo", "fomaml", "reptile"]
