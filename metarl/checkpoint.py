@@ -1,19 +1,28 @@
 """Checkpoints: atomic writes, pickle-free loads, and every RNG state for bit-identical resume.
 
 A checkpoint is a ``torch.save`` file holding only tensors, strings, numbers and dicts of them.
-It is written to a temporary file in the same folder, flushed to disk and renamed into place,
-so a crash mid-write leaves the previous checkpoint intact. It is read with
-``torch.load(weights_only=True)``: a file that carries any other pickled object is refused and
-nothing in it is executed.
+It is serialized in memory, written to a temporary file in the same folder, flushed to disk and
+renamed into place, so a crash or a full disk mid-write leaves the previous checkpoint intact.
+It is read with ``torch.load(weights_only=True)``: a file that carries any other pickled object
+is refused and nothing in it is executed.
+
+What a checkpoint holds: the meta-parameters, the iteration, the resolved config, every random
+stream of the run (the numpy task and environment generators *including* their seed sequences,
+which ``Generator.spawn`` advances, and the torch generator), the best held-out return and the
+versions of the packages that wrote it. What it does not need to hold: the value baseline is a
+linear feature baseline refit from scratch on every batch of episodes (no state carries from one
+batch to the next), and neither the TRPO step nor the Reptile step keeps optimizer state.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import pickle
-import zipfile
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,8 +49,8 @@ class Checkpoint:
         params: Meta-parameters of the policy.
         iteration: Meta-iterations completed.
         config_yaml: The run's resolved configuration.
-        rng: ``{"task": …, "env": …}`` numpy bit-generator states and ``"torch"``, the torch
-            generator state (``uint8`` tensor).
+        rng: ``{"task": …, "env": …}`` numpy generator states (see :func:`generator_state`) and
+            ``"torch"``, the torch generator state (``uint8`` tensor).
         best_eval: Best held-out post-adaptation return seen so far (``-inf`` if none).
         versions: Package versions that wrote the checkpoint.
     """
@@ -56,24 +65,50 @@ class Checkpoint:
 
 def versions() -> dict[str, str]:
     """Versions of the packages whose behaviour a checkpoint depends on."""
+    # str(): torch.__version__ is a str subclass that weights-only loading refuses
     return {
-        "metarl": metarl.__version__,
-        "torch": torch.__version__,
-        "mujoco": mujoco.__version__,
-        "numpy": np.__version__,
+        "metarl": str(metarl.__version__),
+        "torch": str(torch.__version__),
+        "mujoco": str(mujoco.__version__),
+        "numpy": str(np.__version__),
     }
 
 
 def generator_state(rng: np.random.Generator) -> str:
-    """A numpy generator's state as JSON (its 128-bit integers survive exactly)."""
-    return json.dumps(rng.bit_generator.state)
+    """A numpy generator's whole state as JSON (its 128-bit integers survive exactly).
+
+    Both parts are kept: the bit generator's state (what ``random``/``normal`` draw from) and its
+    seed sequence, whose count of spawned children decides what ``rng.spawn(n)`` returns next.
+    """
+    seq = rng.bit_generator.seed_seq
+    if not isinstance(seq, np.random.SeedSequence):
+        raise TypeError("the generator must be seeded from a numpy SeedSequence")
+    return json.dumps(
+        {
+            "bit_generator": rng.bit_generator.state,
+            "seed_seq": {
+                "entropy": seq.entropy,
+                "spawn_key": list(seq.spawn_key),
+                "pool_size": seq.pool_size,
+                "n_children_spawned": seq.n_children_spawned,
+            },
+        }
+    )
 
 
 def restore_generator(state: str) -> np.random.Generator:
-    """The inverse of :func:`generator_state`."""
+    """The inverse of :func:`generator_state`: a generator that continues the same streams."""
     data = json.loads(state)
-    bit_generator = getattr(np.random, data["bit_generator"])()
-    bit_generator.state = data
+    seq_data = data["seed_seq"]
+    seq = np.random.SeedSequence(
+        seq_data["entropy"],
+        spawn_key=tuple(seq_data["spawn_key"]),
+        pool_size=seq_data["pool_size"],
+        n_children_spawned=seq_data["n_children_spawned"],
+    )
+    bits = data["bit_generator"]
+    bit_generator = getattr(np.random, bits["bit_generator"])(seq)
+    bit_generator.state = bits
     return np.random.Generator(bit_generator)
 
 
@@ -89,22 +124,41 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "format": FORMAT,
         "params": {k: v.detach().cpu().clone() for k, v in ckpt.params.items()},
         "iteration": int(ckpt.iteration),
-        "config_yaml": ckpt.config_yaml,
+        "config_yaml": str(ckpt.config_yaml),
         "rng": dict(ckpt.rng),
         "best_eval": float(ckpt.best_eval),
-        "versions": dict(ckpt.versions or versions()),
+        "versions": {str(k): str(v) for k, v in (ckpt.versions or versions()).items()},
     }
+    buffer = io.BytesIO()  # serialize first: torch's zip writer would turn an OSError into a RuntimeError
+    torch.save(payload, buffer)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
+            _write(fh, buffer.getbuffer())
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _sync_folder(path.parent)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {err.strerror or err}") from None
+
+
+def _sync_folder(folder: Path) -> None:
+    """Makes the rename itself durable (POSIX: fsync the directory entry)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(fh: io.BufferedWriter, data: memoryview) -> None:
+    """Writes the serialized checkpoint (one place for tests to simulate a full disk)."""
+    fh.write(data)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -119,14 +173,22 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the error below says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found is None:  # an opcode the restricted unpickler does not know: noise or a raw pickle
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} is corrupt or not a torch checkpoint; refused, nothing in it was run"
+            ) from None
         raise CheckpointError(
-            f"checkpoint {str(path)!r} holds objects other than tensors and plain data; refused, nothing was run"
+            f"checkpoint {str(path)!r} holds objects other than tensors and plain data ({found.group(1)}); "
+            "refused, nothing in it was run"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except Exception as err:  # arbitrary bytes make the restricted unpickler fail in many ways
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({reason})") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({reason[:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a metarl checkpoint (expected format {FORMAT})")
     try:
@@ -160,3 +222,34 @@ def check_params(params: Params, expected: Params, *, what: str) -> None:
     problems += [f"unexpected {key}" for key in params if key not in expected]
     if problems:
         raise CheckpointError(f"{what} does not match the policy architecture: {'; '.join(problems)}")
+
+
+def config_mismatches(
+    saved: Mapping[str, Any], current: Mapping[str, Any], *, ignore: tuple[str, ...] = ()
+) -> list[str]:
+    """The dotted keys whose values differ between two nested config mappings.
+
+    A key that ``saved`` lacks is an option added to the package after the checkpoint was
+    written; it is not a difference (the option's default keeps the old behaviour).
+
+    Args:
+        saved: The configuration stored in a checkpoint.
+        current: The configuration it is compared with.
+        ignore: Dotted keys allowed to differ (e.g. ``"run.iterations"``).
+
+    Returns:
+        One ``"key: A in the checkpoint, B here"`` entry per difference, in key order.
+    """
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if prefix in ignore:
+            return
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in sorted(a, key=str):
+                walk(a[key], b.get(key), f"{prefix}.{key}" if prefix else str(key))
+        elif a != b:
+            out.append(f"{prefix}: {a!r} in the checkpoint, {b!r} here")
+
+    walk(saved, current, "")
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ def read_progress(path: Path) -> list[dict[str, float]]:
 class RunLogger:
     """Appends iteration rows to ``progress.csv`` and TensorBoard events under ``tb/``.
 
+    The CSV is the record of the run; the TensorBoard log is a view of it. On resume the CSV
+    keeps the rows up to the checkpoint and ``tb/`` is rebuilt from them, so the events of
+    iterations that run again never appear twice (TensorBoard's own ``purge_step`` leaves that
+    to the order in which the viewer reads event files, which two processes started within
+    the same second do not fix).
+
     Args:
         run_dir: The run directory.
         tensorboard: Whether to write TensorBoard events.
@@ -53,20 +60,23 @@ class RunLogger:
 
     def __init__(self, run_dir: Path, tensorboard: bool, resume_after: int | None = None):
         self.path = run_dir / "progress.csv"
-        rows: list[dict[str, float]] = []
-        if resume_after is not None:
-            rows = [r for r in read_progress(self.path) if r["iteration"] <= resume_after]
-        with open(self.path, "w", newline="") as fh:
+        rows = _rows_up_to(self.path, resume_after) if resume_after is not None else []
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS)
             writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _cell(row.get(k)) for k in COLUMNS})
+            writer.writerows(rows)
+        tmp.replace(self.path)  # a crash here leaves the old file, never half of it
         self._writer: Any = None
+        tb_dir = run_dir / "tb"
+        if tb_dir.exists():
+            shutil.rmtree(tb_dir)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # heavy import, only when asked
 
-            purge = None if resume_after is None else resume_after + 1
-            self._writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
+            self._writer = SummaryWriter(str(tb_dir), flush_secs=10)
+            for row in rows:
+                self._add_scalars(int(row["iteration"]), {k: float(v) for k, v in row.items() if v != ""})
 
     def log(self, iteration: int, metrics: Mapping[str, float | None]) -> None:
         """Writes one row; keys must be among :data:`COLUMNS`."""
@@ -76,15 +86,42 @@ class RunLogger:
         row = {"iteration": iteration, **metrics}
         with open(self.path, "a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=COLUMNS).writerow({k: _cell(row.get(k)) for k in COLUMNS})
-        if self._writer is not None:
-            for key, value in metrics.items():
-                if value is not None and math.isfinite(value):
-                    self._writer.add_scalar(key, value, iteration)
+        self._add_scalars(iteration, metrics)
+
+    def _add_scalars(self, iteration: int, metrics: Mapping[str, float | None]) -> None:
+        if self._writer is None:
+            return
+        for key, value in metrics.items():
+            if key != "iteration" and value is not None and math.isfinite(value):
+                self._writer.add_scalar(key, value, iteration)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _rows_up_to(path: Path, last: int) -> list[dict[str, str]]:
+    """The complete rows of ``path`` for iterations ``1..last``, cells kept as written.
+
+    The text is kept (not re-formatted through floats) so that a resumed run's CSV is the same
+    file as an uninterrupted run's. A row cut short by a crash mid-write is dropped, and so is
+    every row of an iteration after ``last`` (it will run again).
+    """
+    if not path.is_file():
+        return []
+    rows: list[dict[str, str]] = []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if None in row or any(v is None for v in row.values()):
+                continue  # too many or too few cells: a torn write
+            try:
+                iteration = int(row["iteration"])
+            except (KeyError, ValueError):
+                continue
+            if iteration == len(rows) + 1 and iteration <= last:
+                rows.append({k: row.get(k, "") for k in COLUMNS})
+    return rows
 
 
 def _cell(value: float | None) -> str:

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from metarl.evaluate import AdaptationReport
 
@@ -27,47 +28,75 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 
 def plot_learning_curve(rows: Sequence[dict[str, float]], path: Path, title: str) -> None:
-    """Pre- and post-adaptation return per iteration, with the held-out evaluations as markers."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    it = [r["iteration"] for r in rows]
-    ax.plot(it, [r["adapt/pre_return"] for r in rows], label="train, before adaptation", color="tab:gray")
-    ax.plot(it, [r["adapt/post_return"] for r in rows], label="train, after adaptation", color="tab:blue")
-    ev = [r for r in rows if not math.isnan(r.get("eval/post_return", math.nan))]
-    if ev:
-        ax.plot(
-            [r["iteration"] for r in ev],
-            [r["eval/pre_return"] for r in ev],
-            "s--",
-            color="tab:gray",
-            label="held-out, before",
-            markersize=4,
+    """Pre- and post-adaptation return per iteration, with the held-out evaluations as markers.
+
+    Where the family defines success, a second panel shows the success rates the same way.
+    """
+    with_success = any(math.isfinite(r.get("adapt/success", math.nan)) for r in rows)
+    fig, axes = plt.subplots(
+        2 if with_success else 1, 1, figsize=(7, 6.5 if with_success else 4), sharex=True, squeeze=False
+    )
+    panels = [("return", "average return", 1.0)]
+    if with_success:
+        panels.append(("success", "success rate (%)", 100.0))
+    for ax, (what, label, scale) in zip(axes[:, 0], panels, strict=True):
+        pre, post = (
+            ("adapt/pre_return", "adapt/post_return") if what == "return" else ("adapt/pre_success", "adapt/success")
         )
-        ax.plot(
-            [r["iteration"] for r in ev],
-            [r["eval/post_return"] for r in ev],
-            "o-",
-            color="tab:orange",
-            label="held-out, after",
-            markersize=4,
+        eval_pre, eval_post = (
+            ("eval/pre_return", "eval/post_return") if what == "return" else (None, "eval/post_success")
         )
-    ax.set_xlabel("meta-iteration")
-    ax.set_ylabel("average return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+        it = [r["iteration"] for r in rows]
+        ax.plot(it, [scale * r.get(pre, math.nan) for r in rows], label="train, before adaptation", color="tab:gray")
+        ax.plot(it, [scale * r.get(post, math.nan) for r in rows], label="train, after adaptation", color="tab:blue")
+        ev = [r for r in rows if math.isfinite(r.get(eval_post, math.nan))]
+        if ev and eval_pre is not None:
+            ax.plot(
+                [r["iteration"] for r in ev],
+                [scale * r[eval_pre] for r in ev],
+                "s--",
+                color="tab:gray",
+                label="held-out, before",
+                markersize=4,
+            )
+        if ev:
+            ax.plot(
+                [r["iteration"] for r in ev],
+                [scale * r[eval_post] for r in ev],
+                "o-",
+                color="tab:orange",
+                label="held-out, after",
+                markersize=4,
+            )
+        ax.set_ylabel(label)
+        if what == "success":
+            ax.set_ylim(-5, 105)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1, 0].set_xlabel("meta-iteration")
+    axes[0, 0].set_title(title)
     _save(fig, path)
 
 
 def plot_adaptation(report: AdaptationReport, path: Path, title: str) -> None:
-    """Average return after 0..K gradient steps (mean ± std over tasks)."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    """Average return after 0..K gradient steps (mean ± std over tasks), and success where defined."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
     steps = [s.step for s in report.steps]
     means = [s.return_mean for s in report.steps]
     stds = [s.return_std for s in report.steps]
-    ax.errorbar(steps, means, yerr=stds, marker="o", capsize=3)
+    ax.errorbar(steps, means, yerr=stds, marker="o", capsize=3, color="tab:blue", label="return")
     ax.set_xticks(steps)
     ax.set_xlabel("gradient steps of adaptation")
-    ax.set_ylabel("average return")
+    ax.set_ylabel(f"average return (mean ± std over {len(report.tasks)} tasks)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    rates = [s.success_rate for s in report.steps]
+    if all(r is not None for r in rates):
+        twin = ax.twinx()
+        twin.plot(steps, [100.0 * (r or 0.0) for r in rates], "s--", color="tab:green", label="success")
+        twin.set_ylabel("success rate (%)", color="tab:green")
+        twin.set_ylim(-5, 105)
+        handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
     _save(fig, path)

@@ -2,30 +2,38 @@
 
 One iteration: sample tasks → support rollouts → adapt → query rollouts → meta-update → log;
 every ``run.eval_every`` iterations an adaptation curve on the held-out tasks (plots refreshed,
-best checkpoint kept); a checkpoint after every iteration (``latest.pt``), every
-``run.checkpoint_every`` (``iter_000050.pt``) and at the end (``final.pt``).
+best checkpoint kept); a checkpoint when the run starts and after every iteration
+(``latest.pt``), every ``run.checkpoint_every`` (``iter_000050.pt``), at each new best held-out
+return (``best.pt``) and at the end (``final.pt``).
 
 Randomness: one ``SeedSequence(run.seed)`` spawns the task stream, the environment stream and
 the torch generator; their states are in every checkpoint, so a resumed run continues the same
 streams and ends bit-identical to an uninterrupted one. Evaluations use their own streams,
 derived from the seed and the iteration, and never disturb training.
+
+Stopping: SIGINT/SIGTERM let the current iteration finish, write its checkpoint and return exit
+code 130/143; a second signal abandons the iteration at once (the last checkpoint stays the
+previous iteration's, which is consistent with ``progress.csv`` after resume). A failed write
+(disk full) keeps the previous checkpoint and raises :class:`TrainingError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
 from metarl.adaptation import collect_adaptation
@@ -33,6 +41,7 @@ from metarl.checkpoint import (
     Checkpoint,
     CheckpointError,
     check_params,
+    config_mismatches,
     generator_state,
     load_checkpoint,
     restore_generator,
@@ -57,7 +66,7 @@ class RunSummary:
     """How a call to :meth:`Trainer.train` ended.
 
     Attributes:
-        iteration: Iterations completed in total.
+        iteration: Iterations completed and saved in ``checkpoints/latest.pt``.
         exit_code: 0, or 128 + signal number when a signal stopped the run.
         last_eval: The last held-out evaluation, if any.
     """
@@ -98,6 +107,7 @@ class Trainer:
         self.quiet = quiet
         self.out = out
         self.exp = build_experiment(config)
+        self.resumed = checkpoint is not None
         if checkpoint is None:
             seq = np.random.SeedSequence(config.run.seed)
             task_seq, env_seq, torch_seq = seq.spawn(3)
@@ -111,20 +121,30 @@ class Trainer:
             expected = self.exp.policy.init_params(torch.Generator().manual_seed(0))
             check_params(checkpoint.params, expected, what="the checkpoint")
             self.params = {k: v.clone() for k, v in checkpoint.params.items()}
-            self.task_rng = restore_generator(checkpoint.rng["task"])
-            self.env_rng = restore_generator(checkpoint.rng["env"])
-            self.generator = torch.Generator()
-            self.generator.set_state(checkpoint.rng["torch"])
+            try:
+                self.task_rng = restore_generator(checkpoint.rng["task"])
+                self.env_rng = restore_generator(checkpoint.rng["env"])
+                self.generator = torch.Generator()
+                self.generator.set_state(checkpoint.rng["torch"])
+            except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+                raise CheckpointError(f"the checkpoint has a malformed random state ({err!r})") from None
             self.iteration = checkpoint.iteration
             self.best_eval = checkpoint.best_eval
         self._signal: int | None = None
+        self._protect_depth = 0  # > 0 while the CSV row and checkpoints are written: a second signal waits
+        self._abandon = False
+        self.saved_iteration = self.iteration  # the iteration of checkpoints/latest.pt
 
     @classmethod
     def create(cls, config: Config, run_dir: Path, *, overwrite: bool = False, quiet: bool = False) -> Trainer:
         """Starts a new run in ``run_dir`` and writes its resolved ``config.yaml``."""
         trainer = cls(run_dir, config, None, quiet=quiet)  # fails before touching the disk
         prepare_run_dir(run_dir, overwrite)
-        (run_dir / "config.yaml").write_text(config.to_yaml())
+        try:
+            (run_dir / "config.yaml").write_text(config.to_yaml())
+        except OSError as err:
+            raise TrainingError(f"cannot write to the run directory: {err}") from None
+        trainer._save(["latest.pt"])  # a run killed during its first iteration can be resumed too
         return trainer
 
     @classmethod
@@ -141,10 +161,39 @@ class Trainer:
             if keys != ["run", "iterations"]:
                 raise ConfigError(f"--set {text!r}: on --resume only run.iterations may change")
         config = config_from_dict(apply_overrides(read_yaml(run_dir / "config.yaml"), overrides))
-        checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+        latest = run_dir / "checkpoints" / "latest.pt"
+        checkpoint = load_checkpoint(latest)
+        try:
+            saved = yaml.safe_load(checkpoint.config_yaml)
+        except yaml.YAMLError:
+            raise CheckpointError(f"checkpoint {str(latest)!r} has a malformed config") from None
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"checkpoint {str(latest)!r} has a malformed config")
+        mismatches = config_mismatches(saved, yaml.safe_load(config.to_yaml()), ignore=("run.iterations",))
+        if mismatches:
+            raise CheckpointError(
+                f"checkpoint {str(latest)!r} was not trained with {str(run_dir / 'config.yaml')!r}: "
+                + "; ".join(mismatches)
+            )
+        if checkpoint.iteration > config.run.iterations:
+            raise ConfigError(
+                f"run.iterations={config.run.iterations} is below the {checkpoint.iteration} iterations "
+                "already done; allowed: that many or more"
+            )
         trainer = cls(run_dir, config, checkpoint, quiet=quiet)
+        changed = sorted(k for k, v in versions().items() if checkpoint.versions.get(k) != v)
+        if changed and not quiet:
+            was = ", ".join(f"{k} {checkpoint.versions.get(k)} -> {versions()[k]}" for k in changed)
+            print(
+                f"warning: the run was written with other package versions ({was}); "
+                "it continues, but may not match an uninterrupted run bit for bit",
+                file=sys.stderr,
+            )
         if overrides:
-            (run_dir / "config.yaml").write_text(config.to_yaml())
+            try:
+                (run_dir / "config.yaml").write_text(config.to_yaml())
+            except OSError as err:
+                raise TrainingError(f"cannot write to the run directory: {err}") from None
         return trainer
 
     # ------------------------------------------------------------------ the loop
@@ -152,8 +201,11 @@ class Trainer:
     def train(self) -> RunSummary:
         """Runs the remaining iterations; stops cleanly after the current one on SIGINT/SIGTERM."""
         cfg = self.config
-        resumed = self.iteration > 0
-        logger = RunLogger(self.run_dir, cfg.log.tensorboard, resume_after=self.iteration if resumed else None)
+        try:
+            logger = RunLogger(self.run_dir, cfg.log.tensorboard, resume_after=self.iteration if self.resumed else None)
+        except OSError as err:
+            self.exp.sampler.close()
+            raise TrainingError(f"cannot write to the run directory: {err}") from None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = tqdm(
             total=cfg.run.iterations,
@@ -175,8 +227,9 @@ class Trainer:
                     metrics["eval/pre_return"] = last_eval.steps[0].return_mean
                     metrics["eval/post_return"] = last_eval.steps[-1].return_mean
                     metrics["eval/post_success"] = last_eval.steps[-1].success_rate
-                logger.log(self.iteration, metrics)
-                self._checkpoint(final, metrics.get("eval/post_return"))
+                with self._protected():  # the CSV row and the checkpoint: both or (after resume) neither
+                    logger.log(self.iteration, metrics)
+                    self._checkpoint(final, metrics.get("eval/post_return"))
                 if last_eval is not None and metrics.get("eval/post_return") is not None:
                     self._plots(last_eval)
                     self._report(metrics, bar)
@@ -185,26 +238,45 @@ class Trainer:
                     f"{metrics['time/iteration_s']:.2f}s/it"
                 )
                 bar.update(1)
+        except KeyboardInterrupt:
+            if self._signal is None:  # a KeyboardInterrupt that is not ours (no handler ran)
+                raise
         except OSError as err:
-            raise TrainingError(f"cannot write to the run directory: {err}") from None
+            raise TrainingError(f"cannot write to the run directory: {err}; stopping") from None
         finally:
             bar.close()
-            logger.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            self.exp.sampler.close()
+            with contextlib.suppress(OSError):
+                logger.close()
         exit_code = 128 + self._signal if self._signal is not None else 0
         if self._signal is not None and not self.quiet:
             print(
-                f"stopped by signal {self._signal} after iteration {self.iteration}; "
+                f"stopped by signal {self._signal} after iteration {self.saved_iteration}; "
                 f"resume with: metarl train --resume {self.run_dir}",
                 file=self.out,
             )
-        return RunSummary(self.iteration, exit_code, last_eval)
+        return RunSummary(self.saved_iteration, exit_code, last_eval)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self._signal is not None:  # a second signal: abandon the iteration at once
+        if self._signal is None:
+            self._signal = signum  # finish the iteration, then stop
+            return
+        self._abandon = True  # a second signal: abandon the iteration at once
+        if self._protect_depth == 0:
             raise KeyboardInterrupt
-        self._signal = signum
+
+    @contextlib.contextmanager
+    def _protected(self) -> Iterator[None]:
+        """A section that a second signal does not interrupt (it takes effect at the end)."""
+        self._protect_depth += 1
+        try:
+            yield
+        finally:
+            self._protect_depth -= 1
+        if self._abandon and self._protect_depth == 0:
+            raise KeyboardInterrupt
 
     def _iteration(self) -> dict[str, float | None]:
         cfg, exp = self.config, self.exp
@@ -265,10 +337,22 @@ class Trainer:
         is_best = eval_return is not None and eval_return > self.best_eval
         if eval_return is not None and is_best:
             self.best_eval = eval_return
+        names = []
+        if cfg.run.checkpoint_every and self.iteration % cfg.run.checkpoint_every == 0:
+            names.append(f"iter_{self.iteration:06d}.pt")
+        if is_best:
+            names.append("best.pt")
+        if final:
+            names.append("final.pt")
+        # latest.pt last: a crash before it repeats the iteration on resume, which rewrites the others
+        self._save([*names, "latest.pt"])
+
+    def _save(self, names: Sequence[str]) -> None:
+        """Writes the current state under ``checkpoints/`` once per name, each atomically."""
         ckpt = Checkpoint(
             params=self.params,
             iteration=self.iteration,
-            config_yaml=cfg.to_yaml(),
+            config_yaml=self.config.to_yaml(),
             rng={
                 "task": generator_state(self.task_rng),
                 "env": generator_state(self.env_rng),
@@ -278,18 +362,14 @@ class Trainer:
             versions=versions(),
         )
         folder = self.run_dir / "checkpoints"
-        names = ["latest.pt"]
-        if cfg.run.checkpoint_every and self.iteration % cfg.run.checkpoint_every == 0:
-            names.append(f"iter_{self.iteration:06d}.pt")
-        if is_best:
-            names.append("best.pt")
-        if final:
-            names.append("final.pt")
-        for name in names:
-            try:
-                save_checkpoint(folder / name, ckpt)
-            except CheckpointError as err:
-                raise TrainingError(f"{err}; the previous checkpoint is kept, stopping") from None
+        with self._protected():
+            for name in names:
+                try:
+                    save_checkpoint(folder / name, ckpt)
+                except CheckpointError as err:
+                    raise TrainingError(f"{err}; the previous checkpoint is kept, stopping") from None
+                if name == "latest.pt":
+                    self.saved_iteration = self.iteration
 
     def _plots(self, report: AdaptationReport) -> None:
         if not self.config.log.plots:

@@ -1,0 +1,121 @@
+"""The command line, end to end on 2-D navigation (seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metarl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "--set",
+    "run.iterations=2",
+    "--set",
+    "run.eval_every=1",
+    "--set",
+    "run.eval_rollouts=2",
+    "--set",
+    "outer.meta_batch_size=3",
+    "--set",
+    "inner.rollouts=3",
+    "--set",
+    "family.horizon=20",
+    "--set",
+    "log.tensorboard=false",
+    "--quiet",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", str(ROOT / "experiments" / "navigation.yaml"), "--run-dir", str(run_dir), *SMALL]) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "adapt", "render", "bench", "families"])
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: metarl" in capsys.readouterr().out
+
+
+def test_python_dash_m_lists_the_families() -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run(
+        [sys.executable, "-m", "metarl", "families"], capture_output=True, text=True, check=True, env=env, cwd=ROOT
+    ).stdout
+    assert "Navigation2D  (metarl/Navigation2D-v0, horizon 100" in out
+    assert "task goal: x, y each uniform in [-0.5, 0.5] m" in out
+
+
+def test_train_writes_the_run_directory(trained: Path) -> None:
+    for name in ("config.yaml", "progress.csv", "plots/learning_curve.png", "plots/adaptation.png"):
+        assert (trained / name).is_file(), name
+    for name in ("latest.pt", "final.pt", "best.pt"):
+        assert (trained / "checkpoints" / name).is_file(), name
+    rows = (trained / "progress.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("iteration,adapt/pre_return,adapt/post_return")
+
+
+def test_existing_run_dir_is_not_clobbered(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (trained / "progress.csv").read_bytes()
+    code = main(["train", str(ROOT / "experiments" / "navigation.yaml"), "--run-dir", str(trained), *SMALL])
+    assert code == 2 and "already holds a run" in capsys.readouterr().err
+    assert (trained / "progress.csv").read_bytes() == before
+
+
+def test_evaluate_json(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = trained / "checkpoints" / "final.pt"
+    assert main(["evaluate", str(ckpt), "--tasks", "2", "--steps", "2", "--rollouts", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["family"] == "Navigation2D" and len(report["tasks"]) == 2
+    assert [s["step"] for s in report["steps"]] == [0, 1, 2]
+    assert set(report["steps"][0]) == {"step", "return_mean", "return_std", "success_rate", "seconds"}
+    assert report["steps"][0]["success_rate"] is None
+    assert len(report["per_task"]) == 2 and len(report["per_task"][0]["returns"]) == 3
+
+
+def test_adapt_to_a_new_task(trained: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    ckpt = str(trained / "checkpoints" / "final.pt")
+    assert main(["adapt", ckpt, "--task", "goal=0.2,-0.3", "--steps", "1", "--rollouts", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Navigation2D: 1 tasks" in out and "adaptation gain after 1 step(s)" in out
+    task_file = tmp_path / "task.yaml"
+    task_file.write_text("goal: [0.1, 0.4]\n")
+    assert main(["adapt", ckpt, "--task", str(task_file), "--steps", "0", "--rollouts", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tasks"] == ["goal=0.1,0.4"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "goal=0.2"], "goal=0.2 must be two numbers"),
+        (["--task", "goal=99,0"], "goal.x=99 is out of range; allowed: [-10, 10]"),
+        (["--task", "speed=1"], "unknown key 'speed'"),
+        (["--task", "goal=0,0", "--steps", "-1"], "--steps=-1 is out of range"),
+    ],
+)
+def test_adapt_bad_input_is_one_line_exit_2(
+    trained: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code = main(["adapt", str(trained / "checkpoints" / "final.pt"), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err
+
+
+def test_evaluate_bad_tasks_choice(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(trained / "checkpoints" / "final.pt"), "--tasks", "everything"]) == 2
+    assert "--tasks='everything' is not allowed" in capsys.readouterr().err
+
+
+def test_render_says_it_is_not_built(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render"]) == 1
+    assert "not built yet" in capsys.readouterr().err
