@@ -125,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as err:
         print(f"metarl {args.command}: error: {err}", file=sys.stderr)
         return err.code
+    except KeyboardInterrupt:
+        print(f"metarl {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -148,6 +151,13 @@ def _train(args: argparse.Namespace) -> int:
             f"{cfg.run.iterations} iterations)",
             flush=True,
         )
+    if trainer.iteration >= trainer.config.run.iterations:
+        print(
+            f"the run in {trainer.run_dir} is already complete ({trainer.iteration} iterations); "
+            "extend it with --set run.iterations=N",
+            file=sys.stderr,
+        )
+        return 0
     try:
         summary = trainer.train()
     except TrainingError as err:
@@ -198,17 +208,12 @@ def _adaptation(args: argparse.Namespace, pick_tasks: str | None, task_text: str
     else:
         tasks = _pick_tasks(exp.family, pick_tasks or "test", config)
     rollouts = args.rollouts or config.inner.rollouts
-    report = evaluate_adaptation(
-        exp.sampler,
-        params,
-        tasks,
-        args.steps,
-        rollouts,
-        config.inner.fast_lr,
-        config.advantage,
-        seed=args.seed,
-    )
-    exp.sampler.close()
+    try:
+        report = evaluate_adaptation(
+            exp.sampler, params, tasks, args.steps, rollouts, config.inner.fast_lr, config.advantage, seed=args.seed
+        )
+    finally:
+        exp.sampler.close()
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -296,7 +301,11 @@ def _families(args: argparse.Namespace) -> int:
         print(f"    {spec.summary}")
         for key, allowed in family.task_space().items():
             print(f"    task {key}: {allowed}")
-        print(f"    held-out test tasks: {len(family.test_tasks())}")
+        count = len(family.test_tasks())
+        if getattr(family, "test_tasks_held_out", True):
+            print(f"    held-out test tasks: {count}")
+        else:
+            print(f"    test tasks: {count} (the whole task space; training sees them too)")
     return 0
 
 

@@ -119,3 +119,15 @@ def test_evaluate_bad_tasks_choice(trained: Path, capsys: pytest.CaptureFixture[
 def test_render_says_it_is_not_built(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render"]) == 1
     assert "not built yet" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_says_so(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--resume", str(trained), "--quiet"]) == 0
+    assert "already complete (2 iterations)" in capsys.readouterr().err
+
+
+def test_families_marks_finite_task_spaces(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["families"]) == 0
+    out = capsys.readouterr().out
+    assert "HalfCheetahDir" in out and "test tasks: 2 (the whole task space; training sees them too)" in out
+    assert "GraspObject" in out
