@@ -20,7 +20,7 @@ from metarl.config import AdvantageConfig
 from metarl.envs.base import Task
 from metarl.episodes import Episodes
 from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, stack_params
-from metarl.samplers import BatchSampler
+from metarl.samplers import Sampler
 
 
 def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes) -> Tensor:
@@ -108,7 +108,7 @@ def adapt(
 
 
 def collect_adaptation(
-    sampler: BatchSampler,
+    sampler: Sampler,
     params: Params,
     tasks: Sequence[Task],
     steps: int,

@@ -22,6 +22,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, describe, load_config
 from metarl.envs.base import Task, TaskError, TaskFamily
+from metarl.samplers import SamplerError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -125,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as err:
         print(f"metarl {args.command}: error: {err}", file=sys.stderr)
         return err.code
+    except SamplerError as err:
+        print(f"metarl {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"metarl {args.command}: interrupted", file=sys.stderr)
         return 130

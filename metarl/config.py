@@ -82,10 +82,19 @@ class PolicyConfig:
 class SamplerConfig:
     """How episodes are collected."""
 
-    backend: Literal["local"] = param("local", "where environments run: local (one process)")
-    num_threads: int = param(1, "threads for batched physics stepping", low=1, high=256)
+    backend: Literal["local", "ray"] = param(
+        "local", "where environments run: local (this process) or ray (Ray actors, each a slice of the tasks)"
+    )
+    num_threads: int = param(
+        1, "threads for batched physics stepping (per Ray actor with backend ray)", low=1, high=256
+    )
     torch_threads: int = param(
-        0, "torch intra-op threads of this process (0: one per core; sampler and learner share it)", low=0
+        0, "torch intra-op threads of the learner (0: one per core); the sampler always acts on 1", low=0
+    )
+    ray_address: str = param("", "ray: cluster to join ('auto', 'ray://head:10001'); empty starts Ray locally")
+    num_workers: int = param(2, "ray: number of sampler actors, each owning a contiguous slice of the tasks", low=1)
+    worker_timeout_s: float = param(
+        600.0, "ray: seconds one collection may take before a worker is declared hung", low=0, low_open=True
     )
 
 

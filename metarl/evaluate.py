@@ -16,7 +16,7 @@ from metarl.config import AdvantageConfig
 from metarl.envs.base import Task
 from metarl.episodes import Episodes
 from metarl.policies import Params
-from metarl.samplers import BatchSampler
+from metarl.samplers import Sampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _success(episodes: Episodes) -> list[float | None]:
 
 
 def evaluate_adaptation(
-    sampler: BatchSampler,
+    sampler: Sampler,
     params: Params,
     tasks: Sequence[Task],
     steps: int,

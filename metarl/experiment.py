@@ -11,7 +11,7 @@ from metarl.config import Config
 from metarl.envs.base import TaskFamily
 from metarl.envs.registry import make_family
 from metarl.policies import GaussianMLPPolicy
-from metarl.samplers import BatchSampler
+from metarl.samplers import Sampler, make_sampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Experiment:
     config: Config
     family: TaskFamily
     policy: GaussianMLPPolicy
-    sampler: BatchSampler
+    sampler: Sampler
 
 
 def build_experiment(config: Config) -> Experiment:
@@ -33,5 +33,5 @@ def build_experiment(config: Config) -> Experiment:
     act_dim = int(family.action_space.shape[0])
     p = config.policy
     policy = GaussianMLPPolicy(obs_dim, act_dim, p.hidden_sizes, init_std=p.init_std, min_std=p.min_std)
-    sampler = BatchSampler(family, policy, num_threads=config.sampler.num_threads)
+    sampler = make_sampler(config, family, policy)
     return Experiment(config, family, policy, sampler)

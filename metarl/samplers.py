@@ -1,36 +1,230 @@
-"""The in-process batched sampler: every environment of a meta-batch advances together.
+"""Samplers: every environment of a meta-batch advances together, one policy call per step.
 
 At each time step the policy acts once for the whole batch (each task with its own adapted
-parameters, through ``vmap``) and the family's :class:`~metarl.envs.base.BatchEnv` advances all
-``N × R`` environments in one call. No per-environment Python objects exist in the loop.
+parameters, one batched matmul per layer) and the family's
+:class:`~metarl.envs.base.BatchEnv` advances all ``N × R`` environments in one call. No
+per-environment Python objects exist in the loop.
+
+Randomness is drawn up front, by the caller's generators, in a form that does not depend on
+how the batch is split or how many threads step it:
+
+* one integer seed per environment from the numpy generator (``[N, R]``); environment ``(i, k)``
+  is reset with ``numpy.random.default_rng(seed)``, exactly what gymnasium's
+  ``env.reset(seed=seed)`` does, so a single :class:`~metarl.envs.base.FamilyEnv` replays it;
+* the standard-normal action noise of the whole collection, ``[T, N, R, act_dim]``, from the
+  torch generator.
+
+:func:`rollout` is the loop itself; :class:`BatchSampler` runs it in this process and
+:class:`metarl.ray_sampler.RaySampler` runs it on slices of the tasks inside Ray actors. Both
+give the same episodes for the same seeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
+from torch import Tensor
 
+from metarl.config import Config, ConfigError
 from metarl.envs.base import BatchEnv, Task, TaskFamily
 from metarl.episodes import Episodes
-from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob
+from metarl.policies import GaussianMLPPolicy, Params
+
+_SEED_HIGH = 2**63 - 1  # environment seeds are drawn from [0, 2^63 - 1)
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class SamplerError(RuntimeError):
+    """Sampling failed (a worker died, hung or raised); the message is one line."""
+
+
+class Sampler(Protocol):
+    """What the learner needs from a sampler (local or distributed)."""
+
+    family: TaskFamily
+    policy: GaussianMLPPolicy
+
+    def collect(
+        self,
+        params: Params,
+        tasks: Sequence[Task],
+        rollouts: int,
+        rng: np.random.Generator,
+        generator: torch.Generator,
+    ) -> Episodes:
+        """``rollouts`` episodes of every task; see :meth:`BatchSampler.collect`."""
+        ...
+
+    def close(self) -> None:
+        """Frees environments, threads and worker processes."""
+        ...
+
+
+class RolloutNoise(NamedTuple):
+    """The randomness of one collection, drawn before any environment steps.
+
+    Attributes:
+        seeds: ``[N, R]`` int64 reset seeds, one per environment.
+        noise: ``[T, N, R, act_dim]`` standard-normal action noise.
+    """
+
+    seeds: np.ndarray
+    noise: Tensor
+
+
+def draw_noise(
+    num_tasks: int,
+    rollouts: int,
+    horizon: int,
+    act_dim: int,
+    dtype: torch.dtype,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> RolloutNoise:
+    """Draws the reset seeds (from ``rng``) and the action noise (from ``generator``).
+
+    The amount drawn depends only on the shapes, never on when episodes end, so the streams
+    stay aligned whatever the environments do.
+    """
+    seeds = rng.integers(0, _SEED_HIGH, size=(num_tasks, rollouts), dtype=np.int64)
+    noise = torch.randn((horizon, num_tasks, rollouts, act_dim), generator=generator, dtype=dtype)
+    return RolloutNoise(seeds, noise)
+
+
+@contextlib.contextmanager
+def torch_threads(num: int) -> Iterator[None]:
+    """Runs the block with ``num`` torch intra-op threads, restoring the previous count after."""
+    previous = torch.get_num_threads()
+    if num == previous:
+        yield
+        return
+    torch.set_num_threads(num)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def rollout(
+    env: BatchEnv,
+    policy: GaussianMLPPolicy,
+    params: Params,
+    tasks: Sequence[Task],
+    horizon: int,
+    draws: RolloutNoise,
+    has_success: bool,
+) -> Episodes:
+    """Runs one episode in each of the ``N × R`` environments of ``env``, all stepped together.
+
+    Args:
+        env: Batched environment with ``num_envs == N × R`` (environment ``i·R + k`` runs rollout
+            ``k`` of task ``i``).
+        policy: Architecture.
+        params: Stacked parameters, each tensor ``[N, *shape]``; their dtype is the episodes'.
+        tasks: ``N`` tasks.
+        horizon: ``T``.
+        draws: Reset seeds ``[N, R]`` and action noise ``[T, N, R, act_dim]``.
+        has_success: Whether the family reports success (else ``success`` is NaN).
+
+    Returns:
+        Episodes with ``[N, T, R, ...]`` tensors (advantages zero).
+    """
+    n, r = draws.seeds.shape
+    b = n * r
+    dtype = next(iter(params.values())).dtype
+    obs_dim, act_dim = policy.obs_dim, policy.act_dim
+    env.set_tasks([task for task in tasks for _ in range(r)])
+    obs_np = _finite(env.reset([np.random.default_rng(int(s)) for s in draws.seeds.reshape(-1)]))
+    obs_buf = torch.zeros(horizon, n, r, obs_dim, dtype=dtype)
+    act_buf = torch.zeros(horizon, n, r, act_dim, dtype=dtype)
+    rewards = np.zeros((horizon, b))
+    masks = np.zeros((horizon, b))
+    alive = np.ones(b, dtype=bool)
+    success = np.zeros(b, dtype=bool)
+    unstable = np.zeros(b, dtype=bool)
+    action_np = np.empty((b, act_dim))  # float64 buffer handed to the environment
+    log_std = params["log_std"].detach().clamp(min=policy.min_log_std)  # [N, act_dim], state-independent
+    std = torch.exp(log_std).view(n, 1, act_dim)
+    layers = _transposed_layers(policy, params)
+    steps = horizon
+    with torch.no_grad():
+        for t in range(horizon):
+            obs = obs_buf[t]
+            obs.copy_(torch.from_numpy(obs_np).reshape(n, r, obs_dim))  # float64 -> dtype in one copy
+            mean = _task_means(layers, obs)
+            action = act_buf[t]
+            torch.addcmul(mean, std, draws.noise[t], out=action)
+            action_np[...] = action.view(b, act_dim).numpy()
+            masks[t] = alive
+            result = env.step(action_np)
+            rewards[t] = result.reward
+            if result.unstable.any():
+                rewards[t, result.unstable] = 0.0
+            if has_success and result.success is not None:
+                success |= alive & result.success
+            unstable |= alive & result.unstable
+            alive &= ~result.terminated
+            obs_np = _finite(result.obs)
+            if not alive.any():
+                steps = t + 1
+                break
+    rewards = np.where(masks > 0.0, rewards, 0.0)  # NaN-safe: nothing counts after an episode ended
+    # log-density of each sampled action: the action is mean + std * noise, so z = noise exactly
+    logp = (-0.5 * draws.noise[:steps].square() - log_std.view(n, 1, act_dim) - 0.5 * _LOG_2PI).sum(-1)
+    log_probs = torch.zeros(n, horizon, r, dtype=dtype)
+    log_probs[:, :steps] = logp.transpose(0, 1)
+
+    def per_task(x: np.ndarray) -> Tensor:  # [T, B] -> [N, T, R]
+        return torch.from_numpy(x).to(dtype).view(horizon, n, r).transpose(0, 1).contiguous()
+
+    return Episodes(
+        obs=obs_buf.transpose(0, 1).contiguous(),
+        actions=act_buf.transpose(0, 1).contiguous(),
+        rewards=per_task(rewards),
+        masks=per_task(masks),
+        log_probs=log_probs,
+        advantages=torch.zeros(n, horizon, r, dtype=dtype),
+        success=torch.from_numpy(success).to(dtype).view(n, r)
+        if has_success
+        else torch.full((n, r), float("nan"), dtype=dtype),
+        unstable=torch.from_numpy(unstable).to(dtype).view(n, r),
+    )
 
 
 class BatchSampler:
-    """Collects ``R`` rollouts for each of ``N`` tasks in one batched environment.
+    """Collects ``R`` rollouts for each of ``N`` tasks in one batched environment, in this process.
 
     Args:
         family: The task family.
         policy: The policy architecture (parameters are passed to :meth:`collect`).
         num_threads: Physics threads of the batched environment.
+        torch_threads: Torch intra-op threads while collecting. The per-step policy forward is
+            small (``[N, R, obs_dim]``) and physics already uses every core it is given, so one
+            thread is fastest: more make torch's worker threads compete with the physics
+            threads. The previous count is restored after each collection.
     """
 
-    def __init__(self, family: TaskFamily, policy: GaussianMLPPolicy, num_threads: int = 1):
+    def __init__(self, family: TaskFamily, policy: GaussianMLPPolicy, num_threads: int = 1, torch_threads: int = 1):
         self.family = family
         self.policy = policy
         self.num_threads = num_threads
+        self.torch_threads = torch_threads
+        self.collect_seconds = 0.0  # wall time spent in collect, and the env-steps it produced
+        self.collect_steps = 0
         self._envs: dict[int, BatchEnv] = {}
+
+    def use_env(self, env: BatchEnv) -> None:
+        """Collects batches of ``env.num_envs`` environments in ``env`` (e.g. a recording wrapper)."""
+        old = self._envs.pop(env.num_envs, None)
+        if old is not None and old is not env:
+            old.close()
+        self._envs[env.num_envs] = env
 
     def _env(self, num_envs: int) -> BatchEnv:
         if num_envs not in self._envs:
@@ -51,63 +245,32 @@ class BatchSampler:
             params: Stacked parameters, each tensor ``[N, *shape]``.
             tasks: ``N`` tasks.
             rollouts: ``R``, episodes per task.
-            rng: Source of the environments' initial-state noise (one child per environment).
-            generator: Source of the action noise.
+            rng: Source of the environments' reset seeds (``N × R`` integers per call).
+            generator: Source of the action noise (``T × N × R × act_dim`` normals per call).
 
         Returns:
             Episodes with ``[N, T, R, ...]`` tensors, ``T`` the family's horizon.
         """
-        n, r = len(tasks), rollouts
-        b = n * r
-        env = self._env(b)
-        env.set_tasks([task for task in tasks for _ in range(r)])
-        obs = _finite(env.reset(rng.spawn(b)))
         dtype = next(iter(params.values())).dtype
-        horizon = self.family.horizon
-        obs_dim, act_dim = self.policy.obs_dim, self.policy.act_dim
-        obs_buf = torch.zeros(horizon, n, r, obs_dim, dtype=dtype)
-        act_buf = torch.zeros(horizon, n, r, act_dim, dtype=dtype)
-        logp_buf = torch.zeros(horizon, n, r, dtype=dtype)
-        rewards = np.zeros((horizon, b))
-        masks = np.zeros((horizon, b))
-        alive = np.ones(b, dtype=bool)
-        success = np.zeros(b, dtype=bool)
-        unstable = np.zeros(b, dtype=bool)
-        with torch.no_grad():
-            for t in range(horizon):
-                o = torch.from_numpy(obs).to(dtype).view(n, r, obs_dim)
-                mean, log_std = self.policy.task_distribution(params, o)
-                noise = torch.randn(mean.shape, generator=generator, dtype=dtype)
-                action = mean + torch.exp(log_std) * noise
-                obs_buf[t], act_buf[t] = o, action
-                logp_buf[t] = gaussian_log_prob(mean, log_std, action)
-                masks[t] = alive
-                result = env.step(action.view(b, act_dim).numpy().astype(np.float64))
-                rewards[t] = np.where(alive & ~result.unstable, result.reward, 0.0)
-                if result.success is not None:
-                    success |= alive & result.success
-                unstable |= alive & result.unstable
-                alive &= ~result.terminated
-                obs = _finite(result.obs)
-                if not alive.any():
-                    break
-        has_success = self.family.has_success
+        draws = draw_noise(len(tasks), rollouts, self.family.horizon, self.policy.act_dim, dtype, rng, generator)
+        return self.collect_drawn(params, tasks, draws)
 
-        def per_task(x: np.ndarray) -> torch.Tensor:  # [T, B] -> [N, T, R]
-            return torch.from_numpy(x).to(dtype).view(horizon, n, r).transpose(0, 1).contiguous()
+    def collect_drawn(self, params: Params, tasks: Sequence[Task], draws: RolloutNoise) -> Episodes:
+        """Like :meth:`collect`, with the randomness already drawn (``R`` is ``draws.seeds.shape[1]``).
 
-        return Episodes(
-            obs=obs_buf.transpose(0, 1).contiguous(),
-            actions=act_buf.transpose(0, 1).contiguous(),
-            rewards=per_task(rewards),
-            masks=per_task(masks),
-            log_probs=logp_buf.transpose(0, 1).contiguous(),
-            advantages=torch.zeros(n, horizon, r, dtype=dtype),
-            success=torch.from_numpy(success).to(dtype).view(n, r)
-            if has_success
-            else torch.full((n, r), float("nan"), dtype=dtype),
-            unstable=torch.from_numpy(unstable).to(dtype).view(n, r),
-        )
+        A Ray worker runs this on its slice of the tasks with the matching slice of ``draws``.
+        """
+        n, r = draws.seeds.shape
+        if len(tasks) != n:
+            raise ValueError(f"got {len(tasks)} tasks for {n} rows of seeds")
+        start = time.perf_counter()
+        with torch_threads(self.torch_threads):
+            episodes = rollout(
+                self._env(n * r), self.policy, params, tasks, self.family.horizon, draws, self.family.has_success
+            )
+        self.collect_seconds += time.perf_counter() - start
+        self.collect_steps += episodes.num_steps
+        return episodes
 
     def close(self) -> None:
         for env in self._envs.values():
@@ -115,6 +278,51 @@ class BatchSampler:
         self._envs.clear()
 
 
+def make_sampler(config: Config, family: TaskFamily, policy: GaussianMLPPolicy) -> Sampler:
+    """The sampler that ``config.sampler`` asks for: :class:`BatchSampler` or a Ray sampler.
+
+    Raises:
+        ConfigError: ``backend: ray`` without Ray installed (one line saying how to install it).
+    """
+    s = config.sampler
+    if s.backend == "local":
+        return BatchSampler(family, policy, num_threads=s.num_threads)
+    if s.backend == "ray":
+        from metarl.ray_sampler import RaySampler
+
+        return RaySampler.from_config(config, family, policy)
+    raise ConfigError(f"sampler.backend={s.backend!r} is not allowed; allowed: local, ray")
+
+
+def _transposed_layers(policy: GaussianMLPPolicy, params: Params) -> list[tuple[Tensor, Tensor]]:
+    """``(W_iᵀ [N, in, out] contiguous, b_i [N, 1, out])`` of every layer, for :func:`_task_means`."""
+    return [
+        (
+            params[f"layers.{i}.weight"].detach().transpose(1, 2).contiguous(),
+            params[f"layers.{i}.bias"].detach().unsqueeze(1),
+        )
+        for i in range(len(policy.layers))
+    ]
+
+
+def _task_means(layers: list[tuple[Tensor, Tensor]], obs: Tensor) -> Tensor:
+    """Action means of ``N`` per-task MLPs at ``obs`` ``[N, R, obs_dim]``, returning ``[N, R, act_dim]``.
+
+    The same arithmetic as :meth:`GaussianMLPPolicy.task_distribution` (one batched matmul per
+    layer, tanh between layers) with the weights transposed once per collection instead of at
+    every step: about 20 % faster per step, and bit-identical on CPU.
+    """
+    x = obs
+    last = len(layers) - 1
+    for i, (weight_t, bias) in enumerate(layers):
+        x = torch.baddbmm(bias, x, weight_t)
+        if i < last:
+            x = torch.tanh(x)
+    return x
+
+
 def _finite(obs: np.ndarray) -> np.ndarray:
     """Replaces NaN/Inf (from an environment whose physics blew up; it is masked) by zeros."""
+    if np.isfinite(obs).all():
+        return obs
     return np.where(np.isfinite(obs), obs, 0.0)

@@ -1,0 +1,121 @@
+"""The batched sampler against the single gymnasium env, and its determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.config import ConfigError, load_config
+from metarl.envs.base import StepResult
+from metarl.envs.registry import family_names, make_family
+from metarl.episodes import Episodes
+from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, stack_params
+from metarl.samplers import BatchSampler, draw_noise, make_sampler
+
+HORIZON = 25
+TASKS, ROLLOUTS = 2, 2
+
+
+def _setup(name: str, seed: int = 0) -> tuple[BatchSampler, Params, list]:
+    family = make_family(name, {"horizon": HORIZON})
+    policy = GaussianMLPPolicy(
+        int(family.observation_space.shape[0]), int(family.action_space.shape[0]), (16,), init_std=0.5
+    )
+    params = stack_params(policy.init_params(torch.Generator().manual_seed(seed), dtype=torch.float64), TASKS)
+    tasks = family.sample_tasks(TASKS, np.random.default_rng(seed))
+    return BatchSampler(family, policy), params, tasks
+
+
+def _collect(sampler: BatchSampler, params: Params, tasks: list, seed: int = 7) -> Episodes:
+    return sampler.collect(params, tasks, ROLLOUTS, np.random.default_rng(seed), torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", family_names())
+def test_batched_sampler_matches_the_single_gymnasium_env(name: str) -> None:
+    """Replaying the sampler's actions through FamilyEnv(reset(seed=...)) gives the same trajectory."""
+    sampler, params, tasks = _setup(name)
+    episodes = _collect(sampler, params, tasks)
+    seeds = draw_noise(TASKS, ROLLOUTS, HORIZON, 1, torch.float64, np.random.default_rng(7), torch.Generator()).seeds
+    compared = 0
+    for i, task in enumerate(tasks):
+        for k in range(ROLLOUTS):
+            env = sampler.family.make_env(task=task)  # type: ignore[attr-defined]
+            obs, _ = env.reset(seed=int(seeds[i, k]))
+            for t in range(HORIZON):
+                if episodes.masks[i, t, k] == 0.0:
+                    break
+                np.testing.assert_allclose(episodes.obs[i, t, k].numpy(), obs, rtol=0, atol=1e-9)
+                obs, reward, terminated, truncated, info = env.step(episodes.actions[i, t, k].numpy())
+                expected = 0.0 if info["physics_unstable"] else reward
+                assert episodes.rewards[i, t, k].item() == pytest.approx(expected, abs=1e-9)
+                compared += 1
+                if terminated:
+                    assert t + 1 == HORIZON or episodes.masks[i, t + 1, k] == 0.0
+                    break
+                assert t + 1 < HORIZON or truncated
+            env.close()
+    assert compared >= TASKS * ROLLOUTS  # at least one step of every environment was checked
+    sampler.close()
+
+
+@pytest.mark.parametrize("name", ["Navigation2D", "HalfCheetahVel", "AntVel", "GraspObject"])
+def test_same_seed_same_episodes_whatever_the_thread_count(name: str) -> None:
+    one, params, tasks = _setup(name)
+    two = BatchSampler(one.family, one.policy, num_threads=2)
+    a, b = _collect(one, params, tasks), _collect(two, params, tasks)
+    for field_a, field_b in zip(a, b, strict=True):
+        assert torch.equal(field_a.nan_to_num(), field_b.nan_to_num())
+    c = _collect(one, params, tasks, seed=8)
+    assert not torch.equal(a.obs, c.obs) or name == "Navigation2D"  # the seed matters (nav starts at 0)
+    assert not torch.equal(a.actions, c.actions)
+    one.close()
+    two.close()
+
+
+def test_episode_layout_masks_and_log_probs() -> None:
+    sampler, params, tasks = _setup("AntVel")
+    episodes = _collect(sampler, params, tasks)
+    assert episodes.obs.shape == (TASKS, HORIZON, ROLLOUTS, sampler.policy.obs_dim)
+    assert episodes.actions.shape == (TASKS, HORIZON, ROLLOUTS, sampler.policy.act_dim)
+    for field in (episodes.rewards, episodes.masks, episodes.log_probs, episodes.advantages):
+        assert field.shape == (TASKS, HORIZON, ROLLOUTS)
+    masks = episodes.masks
+    assert torch.all(masks[:, 1:] <= masks[:, :-1])  # once ended, an episode stays ended
+    assert torch.all(episodes.rewards[masks == 0] == 0)
+    mean, log_std = sampler.policy.task_distribution(params, episodes.obs)
+    expected = gaussian_log_prob(mean, log_std, episodes.actions)
+    torch.testing.assert_close(episodes.log_probs * masks, expected * masks, rtol=1e-9, atol=1e-9)
+    sampler.close()
+
+
+def test_collection_uses_one_torch_thread_and_restores_the_count() -> None:
+    sampler, params, tasks = _setup("Navigation2D")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # what the learner may use
+    seen: list[int] = []
+    env_step = sampler._env(TASKS * ROLLOUTS).step
+
+    def spy(action: np.ndarray) -> StepResult:
+        seen.append(torch.get_num_threads())
+        return env_step(action)
+
+    sampler._env(TASKS * ROLLOUTS).step = spy  # type: ignore[method-assign]
+    _collect(sampler, params, tasks)
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(before)
+
+
+def test_make_sampler_local_and_ray_without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(None, ["sampler.num_threads=2"])
+    family = make_family(config.family.name)
+    policy = GaussianMLPPolicy(2, 2, (4,))
+    sampler = make_sampler(config, family, policy)
+    assert isinstance(sampler, BatchSampler) and sampler.num_threads == 2
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[ray\]'") as err:
+        make_sampler(load_config(None, ["sampler.backend=ray"]), family, policy)
+    assert "\n" not in str(err.value)
