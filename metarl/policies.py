@@ -84,6 +84,35 @@ class GaussianMLPPolicy(nn.Module):
             params[name] = t
         return params
 
+    def transposed_layers(self, params: Params) -> list[tuple[Tensor, Tensor]]:
+        """``(W_iᵀ [N, in, out] contiguous, b_i [N, 1, out])`` of every layer of stacked ``params``.
+
+        The sampler computes these once per collection and reuses them at every time step.
+        """
+        return [
+            (params[f"layers.{i}.weight"].transpose(1, 2).contiguous(), params[f"layers.{i}.bias"].unsqueeze(1))
+            for i in range(len(self.layers))
+        ]
+
+    @staticmethod
+    def task_means(layers: Sequence[tuple[Tensor, Tensor]], obs: Tensor) -> Tensor:
+        """Action means of ``N`` per-task MLPs: one batched matmul per layer, tanh between layers.
+
+        Args:
+            layers: :meth:`transposed_layers` of the stacked parameters.
+            obs: ``[N, M, obs_dim]``.
+
+        Returns:
+            ``[N, M, act_dim]``.
+        """
+        x = obs
+        last = len(layers) - 1
+        for i, (weight_t, bias) in enumerate(layers):
+            x = torch.baddbmm(bias, x, weight_t)
+            if i < last:
+                x = torch.tanh(x)
+        return x
+
     def distribution(self, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, log_std)`` of the policy with ``params`` (unbatched) at ``obs`` ``[..., obs_dim]``."""
         out: tuple[Tensor, Tensor] = functional_call(self, params, (obs,))
@@ -103,13 +132,7 @@ class GaussianMLPPolicy(nn.Module):
             ``(mean, log_std)``, each ``[N, ..., act_dim]``.
         """
         n = obs.shape[0]
-        x = obs.reshape(n, -1, obs.shape[-1])
-        last = len(self.layers) - 1
-        for i in range(last + 1):
-            weight, bias = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
-            x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-            if i < last:
-                x = torch.tanh(x)
+        x = self.task_means(self.transposed_layers(params), obs.reshape(n, -1, obs.shape[-1]))
         mean = x.reshape(*obs.shape[:-1], self.act_dim)
         log_std = params["log_std"].clamp(min=self.min_log_std)
         log_std = log_std.view(n, *([1] * (obs.dim() - 2)), self.act_dim).expand_as(mean)

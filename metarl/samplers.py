@@ -151,13 +151,13 @@ def rollout(
     action_np = np.empty((b, act_dim))  # float64 buffer handed to the environment
     log_std = params["log_std"].detach().clamp(min=policy.min_log_std)  # [N, act_dim], state-independent
     std = torch.exp(log_std).view(n, 1, act_dim)
-    layers = _transposed_layers(policy, params)
+    layers = policy.transposed_layers({k: v.detach() for k, v in params.items()})
     steps = horizon
     with torch.no_grad():
         for t in range(horizon):
             obs = obs_buf[t]
             obs.copy_(torch.from_numpy(obs_np).reshape(n, r, obs_dim))  # float64 -> dtype in one copy
-            mean = _task_means(layers, obs)
+            mean = policy.task_means(layers, obs)
             action = act_buf[t]
             torch.addcmul(mean, std, draws.noise[t], out=action)
             action_np[...] = action.view(b, act_dim).numpy()
@@ -292,33 +292,6 @@ def make_sampler(config: Config, family: TaskFamily, policy: GaussianMLPPolicy) 
 
         return RaySampler.from_config(config, family, policy)
     raise ConfigError(f"sampler.backend={s.backend!r} is not allowed; allowed: local, ray")
-
-
-def _transposed_layers(policy: GaussianMLPPolicy, params: Params) -> list[tuple[Tensor, Tensor]]:
-    """``(W_iᵀ [N, in, out] contiguous, b_i [N, 1, out])`` of every layer, for :func:`_task_means`."""
-    return [
-        (
-            params[f"layers.{i}.weight"].detach().transpose(1, 2).contiguous(),
-            params[f"layers.{i}.bias"].detach().unsqueeze(1),
-        )
-        for i in range(len(policy.layers))
-    ]
-
-
-def _task_means(layers: list[tuple[Tensor, Tensor]], obs: Tensor) -> Tensor:
-    """Action means of ``N`` per-task MLPs at ``obs`` ``[N, R, obs_dim]``, returning ``[N, R, act_dim]``.
-
-    The same arithmetic as :meth:`GaussianMLPPolicy.task_distribution` (one batched matmul per
-    layer, tanh between layers) with the weights transposed once per collection instead of at
-    every step: about 20 % faster per step, and bit-identical on CPU.
-    """
-    x = obs
-    last = len(layers) - 1
-    for i, (weight_t, bias) in enumerate(layers):
-        x = torch.baddbmm(bias, x, weight_t)
-        if i < last:
-            x = torch.tanh(x)
-    return x
 
 
 def _finite(obs: np.ndarray) -> np.ndarray:
