@@ -21,6 +21,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/metarl train experiments/navigation.yaml --set run.iterations=30 --run-dir runs/demo --overwrite
 	$(BIN)/metarl evaluate runs/demo/checkpoints/final.pt --tasks test --steps 3
+	$(BIN)/metarl render runs/demo/checkpoints/final.pt --task "goal=0.35,-0.25" --out videos/demo-navigation.mp4
 
 # mypy cannot see setup.cfg's package_dir (metarl.envs lives in envs/), so it checks a throwaway tree
 # build/typecheck/metarl of links laid out as the installed package; errors are shown at the real paths.

@@ -15,6 +15,9 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 # Before anything imports mujoco: headless rendering on the CPU, unless the user chose.
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -23,6 +26,10 @@ from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, describe, load_config
 from metarl.envs.base import Task, TaskError, TaskFamily
 from metarl.samplers import SamplerError
+
+if TYPE_CHECKING:
+    from metarl.experiment import Experiment
+    from metarl.policies import Params
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -90,8 +97,21 @@ def _parser() -> argparse.ArgumentParser:
                 help="for grasping: an object, e.g. 'cylinder radius=0.03 height=0.12 mass=0.2'",
             )
 
-    render = sub.add_parser("render", help="render before/after adaptation videos (not built yet)")
-    render.add_argument("checkpoint", type=Path, nargs="?")
+    render = sub.add_parser(
+        "render",
+        help="video of a checkpoint before and after adapting to a task",
+        description="Adapts a checkpoint to one task, then writes an mp4 (and a small GIF) of the meta-policy "
+        "and the adapted policy side by side, with the task and each side's return on the frame.",
+    )
+    render.add_argument("checkpoint", type=Path, help="checkpoint file, e.g. runs/demo/checkpoints/final.pt")
+    group = render.add_mutually_exclusive_group()
+    group.add_argument("--task", help="the task's one-line form or a YAML file (default: the first held-out task)")
+    group.add_argument("--object", dest="task", help="for grasping: an object, e.g. 'box size=0.04,0.03,0.05'")
+    render.add_argument("--steps", type=int, default=1, help="gradient steps of adaptation (default 1)")
+    render.add_argument("--rollouts", type=int, help="rollouts per step (default: the run's inner.rollouts)")
+    render.add_argument("--seed", type=int, default=0, help="seed of the rollouts and the initial state (default 0)")
+    render.add_argument("--out", type=Path, help="mp4 path (default: videos/<family>-<time>.mp4)")
+    render.add_argument("--no-gif", action="store_true", help="do not write the small GIF beside the mp4")
 
     bench = sub.add_parser("bench", help="sampler throughput vs physics limit, update vs sampling time")
     bench.add_argument("--config", help="experiment YAML (default: experiments/<family>.yaml if present)")
@@ -176,37 +196,30 @@ def _train(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def _load_run(checkpoint: Path) -> tuple[Config, dict[str, object]]:
+def _load_experiment(checkpoint: Path) -> tuple[Config, Experiment, Params]:
+    """The configuration, experiment and parameters of a checkpoint, architecture checked."""
+    import torch
     import yaml
+
+    from metarl.checkpoint import check_params
+    from metarl.experiment import build_experiment
 
     ckpt = load_checkpoint(checkpoint)
     try:
         config = config_from_dict(yaml.safe_load(ckpt.config_yaml))
     except yaml.YAMLError:
         raise CheckpointError(f"checkpoint {str(checkpoint)!r} has a malformed config") from None
-    return config, {"params": ckpt.params}
+    exp = build_experiment(config)
+    expected = exp.policy.init_params(torch.Generator().manual_seed(0))
+    check_params(ckpt.params, expected, what=f"checkpoint {str(checkpoint)!r}")
+    return config, exp, ckpt.params
 
 
 def _adaptation(args: argparse.Namespace, pick_tasks: str | None, task_text: str | None) -> int:
-    from metarl.checkpoint import check_params
     from metarl.evaluate import evaluate_adaptation, format_report
-    from metarl.experiment import build_experiment
 
-    if args.steps < 0 or args.steps > 50:
-        raise CliError(f"--steps={args.steps} is out of range; allowed: 0..50")
-    if args.rollouts is not None and args.rollouts < 1:
-        raise CliError(f"--rollouts={args.rollouts} is out of range; allowed: 1 or more")
-    config, state = _load_run(args.checkpoint)
-    exp = build_experiment(config)
-    params = state["params"]
-    assert isinstance(params, dict)
-    import torch
-
-    check_params(
-        params,
-        exp.policy.init_params(torch.Generator().manual_seed(0)),
-        what=f"checkpoint {str(args.checkpoint)!r}",
-    )
+    _check_counts(args)
+    config, exp, params = _load_experiment(args.checkpoint)
     if task_text is not None:
         tasks = [_parse_task(exp.family, task_text)]
     else:
@@ -223,6 +236,13 @@ def _adaptation(args: argparse.Namespace, pick_tasks: str | None, task_text: str
     else:
         print(format_report(report))
     return 0
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    if args.steps < 0 or args.steps > 50:
+        raise CliError(f"--steps={args.steps} is out of range; allowed: 0..50")
+    if args.rollouts is not None and args.rollouts < 1:
+        raise CliError(f"--rollouts={args.rollouts} is out of range; allowed: 1 or more")
 
 
 def _pick_tasks(family: TaskFamily, which: str, config: Config) -> list[Task]:
@@ -256,7 +276,48 @@ def _adapt(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    raise CliError("not built yet: adaptation videos are a later issue; nothing was written", EXIT_FAILURE)
+    import torch
+
+    from metarl.adaptation import adapt, collect_adaptation
+    from metarl.video import side_by_side, write_video
+
+    _check_counts(args)
+    config, exp, params = _load_experiment(args.checkpoint)
+    task = _parse_task(exp.family, args.task) if args.task else exp.family.test_tasks()[0]
+    out = args.out or Path("videos") / f"{exp.family.name}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+    if out.suffix != ".mp4":
+        raise CliError(f"--out={str(out)!r} must end in .mp4")
+    rollouts = args.rollouts or config.inner.rollouts
+    try:
+        seq = np.random.SeedSequence(args.seed)
+        rng = np.random.default_rng(seq.spawn(1)[0])
+        generator = torch.Generator().manual_seed(int(seq.generate_state(1)[0]))
+        batches = collect_adaptation(
+            exp.sampler, params, [task], args.steps, rollouts, config.inner.fast_lr, config.advantage, rng, generator
+        )
+    finally:
+        exp.sampler.close()
+    after = params
+    if args.steps > 0:
+        adapted = adapt(exp.policy, params, batches[:-1], config.inner.fast_lr)
+        after = {k: v[0] for k, v in adapted.items()}
+    labels = ("before adaptation", f"after {args.steps} gradient step{'s' if args.steps != 1 else ''}")
+    try:
+        video = side_by_side(exp.family, exp.policy, params, after, task, labels, seed=args.seed)
+    except ValueError as err:
+        raise CliError(str(err), EXIT_FAILURE) from None
+    try:
+        paths = write_video(video, out, gif=not args.no_gif)
+    except OSError as err:
+        raise CliError(f"cannot write {str(out)!r}: {err}", EXIT_FAILURE) from None
+    succ = "" if video.success is None else f", success {video.success[0]} -> {video.success[1]}"
+    print(
+        f"{exp.family.name} {task.to_string()}: return {video.returns[0]:.2f} before, "
+        f"{video.returns[1]:.2f} after {args.steps} step(s){succ}"
+    )
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from metarl.cli import main
@@ -116,9 +117,42 @@ def test_evaluate_bad_tasks_choice(trained: Path, capsys: pytest.CaptureFixture[
     assert "--tasks='everything' is not allowed" in capsys.readouterr().err
 
 
-def test_render_says_it_is_not_built(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["render"]) == 1
-    assert "not built yet" in capsys.readouterr().err
+def test_render_writes_a_side_by_side_video(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import imageio.v2 as imageio
+
+    out = tmp_path / "videos" / "nav.mp4"
+    ckpt = str(trained / "checkpoints" / "final.pt")
+    assert main(["render", ckpt, "--task", "goal=0.3,0.2", "--rollouts", "2", "--out", str(out)]) == 0
+    assert "return" in capsys.readouterr().out
+    frames = imageio.mimread(out, memtest=False)
+    assert len(frames) == 21  # the initial state and one frame per step of the 20-step horizon
+    assert frames[0].shape == (288, 640, 3)
+    assert not np.array_equal(frames[-1][40:, :320], frames[-1][40:, 320:])  # the two sides differ
+    gif = imageio.mimread(out.with_suffix(".gif"))
+    assert gif[0].shape[:2] == (144, 320)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["nav.gif", "nav.mp4"]  # no temporary files left
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "goal=7"], "goal=7 must be two numbers"),
+        (["--out", "video.avi"], "--out='video.avi' must end in .mp4"),
+        (["--steps", "99"], "--steps=99 is out of range"),
+    ],
+)
+def test_render_bad_input_writes_nothing(
+    trained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main(["render", str(trained / "checkpoints" / "final.pt"), "--rollouts", "1", *args])
+    assert code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resuming_a_finished_run_says_so(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
