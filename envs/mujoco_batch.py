@@ -151,6 +151,7 @@ class PhysicsBatch:
         self._batch = mujoco.batch.Batch(model, self.num_envs, int(num_threads))
         self.qpos = self._batch.bind("qpos")
         self.qvel = self._batch.bind("qvel")
+        self._qpos_qvel = _adjacent(self._batch.state, self.qpos, self.qvel)
         self._ctrl = self._batch.bind("ctrl")
         # outputs are bound before the first call: a field bound later stays zero until a call
         self._outputs = {name: self._batch.bind(name) for name in outputs}
@@ -163,6 +164,21 @@ class PhysicsBatch:
     def batch(self) -> mujoco.batch.Batch:
         """The underlying batch (views such as ``batch.bind("qvel")`` are live)."""
         return self._batch
+
+    def state_rows(self) -> np.ndarray:
+        """A copy of the positions and velocities, one row per coordinate (long rows, cheap to compute on).
+
+        Returns:
+            ``[nq + nv, B]``: ``qpos`` transposed, then ``qvel`` transposed.
+        """
+        nq = self.qpos.shape[1]
+        rows = np.empty((nq + self.qvel.shape[1], self.num_envs))
+        if self._qpos_qvel is not None:
+            np.copyto(rows.T, self._qpos_qvel)
+        else:
+            np.copyto(rows[:nq].T, self.qpos)
+            np.copyto(rows[nq:].T, self.qvel)
+        return rows
 
     def output(self, name: str) -> np.ndarray:
         """The ``[B, ...]`` values of a derived field named in ``outputs`` (read-only)."""
@@ -228,23 +244,47 @@ class PhysicsBatch:
             raised (MuJoCo then resets that simulation internally), a MuJoCo error was raised,
             or the state is no longer finite.
         """
-        failed = np.zeros(self.num_envs, dtype=bool)
         everyone = bool(active.all())
         ids = None if everyone else np.flatnonzero(active)
-        if everyone:
+        if ids is None:
             self._ctrl[...] = ctrl
-        elif ids is not None and ids.size:
+        elif ids.size:
             self._ctrl[ids] = ctrl[ids]
-        if everyone or (ids is not None and ids.size):
+        failed = None
+        if ids is None or ids.size:
             with quiet_mujoco_log():
                 try:
                     self._batch.step(ids=ids, nstep=self.frame_skip)
                 except mujoco.batch.SimulationError as err:
+                    failed = np.zeros(self.num_envs, dtype=bool)
                     failed[np.asarray(err.ids, dtype=int)] = True
-        warned = self._batch.warning[:, :, 1].any(axis=1)  # [B]; counters restart at each reset
-        finite = np.isfinite(self.qpos).all(axis=1) & np.isfinite(self.qvel).all(axis=1)
-        unstable: np.ndarray = active & (warned | failed | ~finite)
+        # Each check first looks at the whole batch at once and only then, rarely, row by row.
+        warning = self._batch.warning  # [B, warnings, (last info, count)]; zeros since the last reset
+        warned = warning[:, :, 1].any(axis=1) if warning.any() else None
+        finite = self._finite_rows()
+        if warned is None and failed is None and finite is None:
+            return np.zeros(self.num_envs, dtype=bool)
+        flagged = np.zeros(self.num_envs, dtype=bool) if finite is None else ~finite
+        if warned is not None:
+            flagged |= warned
+        if failed is not None:
+            flagged |= failed
+        unstable: np.ndarray = active & flagged
         return unstable
+
+    def _finite_rows(self) -> np.ndarray | None:
+        """``[B]`` bool, the state of the simulation is finite; None when every one is."""
+        if self._qpos_qvel is not None:
+            finite = np.isfinite(self._qpos_qvel)
+            if finite.all():
+                return None
+            rows: np.ndarray = finite.all(axis=1)
+            return rows
+        finite_qpos, finite_qvel = np.isfinite(self.qpos), np.isfinite(self.qvel)
+        if finite_qpos.all() and finite_qvel.all():
+            return None
+        rows = finite_qpos.all(axis=1) & finite_qvel.all(axis=1)
+        return rows
 
     def render(self, index: int, width: int, height: int, camera: mujoco.MjvCamera) -> np.ndarray:
         """Renders simulation ``index`` from ``camera``.
@@ -283,6 +323,27 @@ class PhysicsBatch:
             renderer.close()
         self._renderers.clear()
         self._render_data = None
+
+
+def _adjacent(state: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray | None:
+    """The ``[B, nq + nv]`` view of ``state`` over ``qpos`` followed by ``qvel``, or None when they are not adjacent.
+
+    ``mujoco.batch.Batch`` keeps each simulation's state in one row (time, qpos, qvel, act, ...), so
+    positions and velocities can be checked and copied in one operation instead of two.
+    """
+    item = state.itemsize
+    start, rest = divmod(qpos.ctypes.data - state.ctypes.data, item)
+    nq, nv = qpos.shape[1], qvel.shape[1]
+    if (
+        rest
+        or not 0 <= start <= state.shape[1] - nq - nv
+        or qpos.strides != (state.strides[0], item)
+        or qvel.strides != (state.strides[0], item)
+        or qvel.ctypes.data != qpos.ctypes.data + nq * item
+    ):
+        return None
+    view: np.ndarray = state[:, start : start + nq + nv]
+    return view
 
 
 def _gl_context(width: int, height: int) -> Any:

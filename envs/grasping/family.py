@@ -62,6 +62,7 @@ Version history: v0, first version.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -74,9 +75,11 @@ from gymnasium import spaces
 from metarl.envs.base import FamilyEnv, StepResult, Task, TaskError, check_finite_range, describe_range
 from metarl.envs.grasping import physics, scene
 from metarl.envs.grasping.objects import ObjectSpec
+from metarl.envs.mujoco_batch import quiet_mujoco_log
 
 _MOVE_STEP = 0.025  # m per control step
 _YAW_STEP = 0.25  # rad per control step
+_POSE_STEP = np.array([_MOVE_STEP, _MOVE_STEP, _MOVE_STEP, _YAW_STEP])  # x, y, z, yaw per unit of action
 _LIFT_TARGET = 0.05  # m above the resting height
 _HAND_JITTER = (0.03, 0.03, 0.02)  # m
 _OBJECT_JITTER = 0.04  # m
@@ -236,28 +239,83 @@ class ModelCache:
 
     def get(self, spec: ObjectSpec, library: tuple[str, ...]) -> mujoco.MjModel:
         """The compiled scene around ``spec`` carrying the meshes of ``library``."""
-        key = (spec, library)
-        model = self._models.get(key)
-        if model is None:
+        return self.get_many([spec], library)[0]
+
+    def get_many(
+        self, specs: Sequence[ObjectSpec], library: tuple[str, ...], num_threads: int = 1
+    ) -> list[mujoco.MjModel]:
+        """The compiled scenes around ``specs`` (in order), each carrying the meshes of ``library``.
+
+        Args:
+            specs: The objects (repeats are compiled once).
+            library: See :func:`scene.mesh_library`.
+            num_threads: Threads compiling the scenes not in the cache (MuJoCo's compiler runs
+                without Python's lock); the models do not depend on it.
+
+        Raises:
+            TaskError: For the first object in ``specs`` whose scene MuJoCo refuses to compile.
+        """
+        missing = list(dict.fromkeys(spec for spec in specs if (spec, library) not in self._models))
+        compiled = self._compile(missing, library, num_threads) if missing else {}
+        models = []
+        for spec in specs:
+            key = (spec, library)
+            model = self._models.get(key)
+            if model is None:
+                result = compiled[spec]
+                if isinstance(result, TaskError):
+                    raise result
+                model = self._models[key] = result
+                while len(self._models) > self.max_models:
+                    self._models.popitem(last=False)
+            else:
+                self._models.move_to_end(key)
+            models.append(model)
+        return models
+
+    def _compile(
+        self, specs: list[ObjectSpec], library: tuple[str, ...], num_threads: int
+    ) -> dict[ObjectSpec, mujoco.MjModel | TaskError]:
+        """Compiles the scenes of distinct ``specs``: each model, or the error that says why it failed.
+
+        Specs are built on this thread and compiled, one per thread, on ``num_threads`` threads (each
+        compile then single-threaded: faster overall than MuJoCo's threads within one compile, and
+        the same model). MuJoCo's log settings are global, so they are kept quiet around all threads.
+        """
+
+        def failure(spec: ObjectSpec, err: ValueError) -> TaskError:  # e.g. a mesh MuJoCo refuses though we accepted it
+            reason = " ".join(str(err).split())
+            return TaskError(f"object {spec.to_string()!r} does not compile: {reason}")
+
+        def compile_one(spec: ObjectSpec, built: mujoco.MjSpec) -> mujoco.MjModel | TaskError:
             try:
-                model = scene.compile_scene(spec, library, self.config)
-            except ValueError as err:  # a mesh MuJoCo refuses though it passed our checks
-                reason = " ".join(str(err).split())
-                raise TaskError(f"object {spec.to_string()!r} does not compile: {reason}") from None
-            self._models[key] = model
-            while len(self._models) > self.max_models:
-                self._models.popitem(last=False)
-        else:
-            self._models.move_to_end(key)
-        return model
+                model: mujoco.MjModel = built.compile()
+            except ValueError as err:
+                return failure(spec, err)
+            return model
 
-
-def _into_hand(vectors: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """Expresses world vectors ``[B, 3]`` in the hand's frame (turned by yaw, ``cos``/``sin`` ``[B]``)."""
-    out = vectors.copy()
-    out[:, 0] = cos * vectors[:, 0] + sin * vectors[:, 1]
-    out[:, 1] = -sin * vectors[:, 0] + cos * vectors[:, 1]
-    return out
+        results: dict[ObjectSpec, mujoco.MjModel | TaskError] = {}
+        pending: dict[ObjectSpec, concurrent.futures.Future[mujoco.MjModel | TaskError]] = {}
+        threads = min(num_threads, len(specs))
+        pool = concurrent.futures.ThreadPoolExecutor(threads) if threads > 1 else None
+        try:
+            with quiet_mujoco_log():
+                for spec in specs:
+                    try:
+                        built = scene.build_spec(spec, library, self.config)
+                    except ValueError as err:
+                        results[spec] = failure(spec, err)
+                        continue
+                    if pool is None:
+                        results[spec] = compile_one(spec, built)
+                    else:
+                        built.compiler.usethread = False
+                        pending[spec] = pool.submit(compile_one, spec, built)
+                results.update((spec, future.result()) for spec, future in pending.items())
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        return results
 
 
 class GraspBatchEnv:
@@ -272,6 +330,7 @@ class GraspBatchEnv:
         self._sim = physics.GraspPhysics(self.num_envs, int(num_threads))
         self._specs: list[ObjectSpec] | None = None
         self._rest_height = np.zeros(self.num_envs)
+        self._rest_heights: dict[ObjectSpec, float] = {}  # by object, across resets
         self._done = np.ones(self.num_envs, dtype=bool)
         self._started = False
 
@@ -291,75 +350,105 @@ class GraspBatchEnv:
         if self._specs is None:
             raise TaskError("set_tasks must be called before the first reset")
         library = scene.mesh_library(self._specs)
-        self._sim.set_models([self._cache.get(spec, library) for spec in self._specs])
-        self._rest_height = np.array([scene.resting_height(s) for s in self._specs])
-        hand = np.zeros((self.num_envs, 4))
-        objects = np.zeros((self.num_envs, 7))
+        self._sim.set_models(self._cache.get_many(self._specs, library, self._sim.num_threads))
+        self._rest_height = np.array([self._resting_height(s) for s in self._specs])
+        # each environment's generator draws, in order: hand jitter (3), object x, y (2), object yaw (1)
+        draws = np.empty((self.num_envs, 6))
         for i, rng in enumerate(rngs):
-            hand[i, :3] = np.asarray(scene.HAND_HOME) + rng.uniform(-1, 1, size=3) * np.asarray(_HAND_JITTER)
-            xy = rng.uniform(-_OBJECT_JITTER, _OBJECT_JITTER, size=2)
-            yaw = rng.uniform(-math.pi, math.pi)
-            objects[i, :3] = (xy[0], xy[1], self._rest_height[i] + scene.OBJECT_DROP)
-            objects[i, 3:] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+            rng.random(out=draws[i])
+        # rng.uniform(low, high) is low + (high - low) * rng.random(), here for all environments at once
+        jitter = -1.0 + 2.0 * draws[:, 0:3]
+        xy = -_OBJECT_JITTER + (_OBJECT_JITTER - -_OBJECT_JITTER) * draws[:, 3:5]
+        yaw = -math.pi + (math.pi - -math.pi) * draws[:, 5]
+        hand = np.zeros((self.num_envs, 4))
+        hand[:, :3] = np.asarray(scene.HAND_HOME) + jitter * np.asarray(_HAND_JITTER)
+        objects = np.zeros((self.num_envs, 7))
+        objects[:, :2] = xy
+        objects[:, 2] = self._rest_height + scene.OBJECT_DROP
+        objects[:, 3] = [math.cos(a / 2) for a in yaw.tolist()]  # math, not numpy: the same bits everywhere
+        objects[:, 6] = [math.sin(a / 2) for a in yaw.tolist()]
         self._sim.reset(hand, objects)
         self._done = np.zeros(self.num_envs, dtype=bool)
         self._started = True
-        return self._observe()
+        return self._observe()[0]
+
+    def _resting_height(self, spec: ObjectSpec) -> float:
+        height = self._rest_heights.get(spec)
+        if height is None:
+            if len(self._rest_heights) >= self._cache.max_models:
+                self._rest_heights.clear()
+            height = self._rest_heights[spec] = scene.resting_height(spec)
+        return height
 
     def step(self, action: np.ndarray) -> StepResult:
         if not self._started:
             raise RuntimeError("reset must be called before step")
         act = np.clip(np.asarray(action, dtype=np.float64).reshape(self.num_envs, ACT_DIM), -1.0, 1.0)
-        act = np.nan_to_num(act, nan=0.0)
-        state = self._sim.state()
-        target = np.empty((self.num_envs, 6))
-        target[:, :3] = state.hand_pos + act[:, :3] * _MOVE_STEP
-        target[:, 3] = state.hand_yaw + act[:, 3] * _YAW_STEP
-        closing = (act[:, 4:5] + 1) / 2  # 0 open ... 1 squeezing
-        target[:, 4:6] = scene.FINGER_OPEN + closing * (scene.FINGER_CLOSED_TARGET - scene.FINGER_OPEN)
-        unstable = self._sim.step(target, active=~self._done)
-        obs = self._observe()
-        terms, success = self._reward(act)
-        finite = np.isfinite(obs).all(axis=1)
-        bad = unstable | (~finite & ~self._done)
-        if bad.any() or not finite.all():  # finished envs keep finite, zero-reward outputs
+        if np.isnan(act).any():
+            act = np.nan_to_num(act, nan=0.0)
+        act_rows = act.T
+        target = np.empty((6, self.num_envs))  # one row per actuator
+        np.add(self._sim.state().hand_pose.T, act_rows[:4] * _POSE_STEP[:, None], out=target[:4])
+        closing = act_rows[4] + 1
+        closing /= 2  # 0 open ... 1 squeezing
+        closing *= scene.FINGER_CLOSED_TARGET - scene.FINGER_OPEN
+        np.add(scene.FINGER_OPEN, closing, out=target[4:6])
+        unstable = self._sim.step(target.T, active=~self._done)
+        obs, offset = self._observe()
+        terms, success = self._reward(act, offset)
+        finite = np.isfinite(obs)
+        if finite.all() and not unstable.any():
+            bad = unstable
+        else:  # finished envs keep finite, zero-reward outputs
+            finite_rows = finite.all(axis=1)
+            bad = unstable | (~finite_rows & ~self._done)
             obs = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
             for term in terms.values():
-                term[bad | ~finite] = 0.0
-            success &= ~(bad | ~finite)
-        reward = sum(terms.values(), np.zeros(self.num_envs))
+                term[bad | ~finite_rows] = 0.0
+            success &= ~(bad | ~finite_rows)
+        reward = terms["reach"] + terms["grasp"]  # the terms in order; no term is ever -0.0
+        reward += terms["lift"]
+        reward += terms["action"]
         self._done |= bad
         return StepResult(obs=obs, reward=reward, terminated=bad, terms=terms, success=success, unstable=bad)
 
-    def _observe(self) -> np.ndarray:
-        s = self._sim.state()
-        cos, sin = np.cos(s.hand_yaw), np.sin(s.hand_yaw)
-        x_axis, y_axis = physics.quat_to_axes(s.object_quat)
-        obs = np.empty((self.num_envs, OBS_DIM))
-        obs[:, 0:3] = s.hand_pos
-        obs[:, 3] = s.hand_yaw
-        obs[:, 4:6] = s.finger_pos
-        obs[:, 6:9] = s.hand_vel
-        obs[:, 9] = s.hand_yaw_rate
-        obs[:, 10:12] = s.finger_vel
-        obs[:, 12:15] = _into_hand(s.object_pos - s.hand_pos, cos, sin)
-        obs[:, 15:18] = _into_hand(x_axis, cos, sin)
-        obs[:, 18:21] = _into_hand(y_axis, cos, sin)
-        obs[:, 21:24] = s.object_vel
-        obs[:, 24:27] = s.object_angvel
-        obs[:, 27:29] = s.touch
-        return obs
+    def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+        """The observations, and ``[3, B]`` the object's position relative to the pinch point (world frame).
 
-    def _reward(self, act: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        Computed one row per quantity (``[29, B]``): long rows make each operation cheap.
+        """
         s = self._sim.state()
-        distance = np.linalg.norm(s.object_pos - s.hand_pos, axis=1)
-        grasped = s.touch.all(axis=1)
+        rows = np.empty((OBS_DIM, self.num_envs))
+        rows[0:4] = s.hand_pose.T
+        rows[4:6] = s.finger_pos.T
+        rows[6:10] = s.hand_pose_rate.T
+        rows[10:12] = s.finger_vel.T
+        rows[21:27] = s.object_twist.T
+        rows[27:29] = s.touch.T
+        # the object's offset, x axis and y axis in the world frame, turned into the hand's frame by yaw
+        world = np.empty((9, self.num_envs))
+        offset = np.subtract(s.object_pos.T, s.hand_pos.T, out=world[0:3])
+        physics.axes_rows(s.object_quat.T, out=world[3:9])
+        by_cos, by_sin = np.cos(s.hand_yaw) * world, np.sin(s.hand_yaw) * world
+        np.add(by_cos[0::3], by_sin[1::3], out=rows[12:21:3])  # x' = cos x + sin y
+        np.subtract(by_cos[1::3], by_sin[0::3], out=rows[13:21:3])  # y' = -sin x + cos y
+        rows[14:21:3] = world[2::3]  # z' = z
+        return np.ascontiguousarray(rows.T), offset
+
+    def _reward(self, act: np.ndarray, offset: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Reward terms and success; ``offset`` is ``[3, B]``, the object's position relative to the pinch point."""
+        s = self._sim.state()
+        squares = offset * offset
+        distance = squares[0] + squares[1]  # (x² + y²) + z², in the order np.linalg.norm(axis=1) adds them
+        distance += squares[2]
+        np.sqrt(distance, out=distance)
+        grasped = s.touch[:, 0] & s.touch[:, 1]
         height = s.object_pos[:, 2] - self._rest_height
         terms = {
             "reach": 0.5 * (1.0 - np.tanh(10.0 * distance)),
-            "grasp": 0.5 * grasped.astype(np.float64),
+            "grasp": 0.5 * grasped,
             "lift": 2.0 * grasped * np.clip(height / _LIFT_TARGET, 0.0, 1.0),
-            "action": -0.005 * np.sum(act**2, axis=1),
+            "action": -0.005 * np.add.reduce(act**2, axis=1),
         }
         success = grasped & (height >= _LIFT_TARGET)
         return terms, success

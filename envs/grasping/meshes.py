@@ -43,7 +43,7 @@ def mesh_vertices(path: str) -> np.ndarray:
         name = path[len(BUILTIN_PREFIX) :]
         if name not in _BUILTINS:
             raise MeshError(f"path={path!r} names no built-in mesh; allowed: {', '.join(builtin_names())}")
-        return _BUILTINS[name]().copy()
+        return _builtin_vertices(name).copy()
     file = Path(path).expanduser()
     try:
         stat = file.stat()
@@ -52,6 +52,12 @@ def mesh_vertices(path: str) -> np.ndarray:
     if not file.is_file():
         raise MeshError(f"path={path!r} is not a file")
     return _load_file(str(file.resolve()), stat.st_mtime_ns, stat.st_size).copy()
+
+
+@functools.cache
+def _builtin_vertices(name: str) -> np.ndarray:
+    """The checked vertices of a built-in mesh, generated once (every scene carries every built-in mesh)."""
+    return _BUILTINS[name]()
 
 
 @functools.lru_cache(maxsize=64)

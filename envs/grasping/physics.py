@@ -24,8 +24,10 @@ class PhysicsState:
     """What the environment reads from the simulations after a reset or a step.
 
     Attributes:
-        qpos: ``[B, nq]`` joint positions (a copy; the fields below are views of it).
-        qvel: ``[B, nv]`` joint velocities (a copy; the fields below are views of it).
+        qpos: ``[B, nq]`` joint positions (a copy; the fields below are views of it). It is the
+            transpose of a ``[nq, B]`` array, so that ``field.T`` gives each field one row per
+            coordinate: long rows, cheap to compute on.
+        qvel: ``[B, nv]`` joint velocities (likewise).
         hand_pos: ``[B, 3]`` pinch point position (m).
         hand_yaw: ``[B]`` hand yaw (rad).
         finger_pos: ``[B, 2]`` finger positions, the half-gap of each pad (m).
@@ -37,6 +39,9 @@ class PhysicsState:
         object_vel: ``[B, 3]`` object linear velocity, world frame (m/s).
         object_angvel: ``[B, 3]`` object angular velocity, object frame (rad/s).
         touch: ``[B, 2]`` bool, the left / right finger touches the object (last substep).
+        hand_pose: ``[B, 4]`` ``hand_pos`` and ``hand_yaw`` side by side.
+        hand_pose_rate: ``[B, 4]`` ``hand_vel`` and ``hand_yaw_rate`` side by side.
+        object_twist: ``[B, 6]`` ``object_vel`` and ``object_angvel`` side by side.
     """
 
     qpos: np.ndarray
@@ -52,6 +57,17 @@ class PhysicsState:
     object_vel: np.ndarray
     object_angvel: np.ndarray
     touch: np.ndarray
+    hand_pose: np.ndarray
+    hand_pose_rate: np.ndarray
+    object_twist: np.ndarray
+
+
+# Quaternion components (w, x, y, z = 0, 1, 2, 3) multiplied pairwise: the x axis is
+# (1 - 2(yy + zz), 2(xy + zw), 2(xz - yw)), the y axis (2(xy - zw), 1 - 2(xx + zz), 2(yz + xw)); the
+# first six products are the left terms of those sums, the last six the right terms, with their sign.
+_PRODUCT_LEFT = np.array([2, 1, 1, 1, 1, 2, 3, 3, 2, 3, 3, 1])
+_PRODUCT_RIGHT = np.array([2, 2, 3, 2, 1, 3, 3, 0, 0, 0, 3, 0])
+_RIGHT_SIGN = np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0])
 
 
 def quat_to_axes(quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,10 +79,28 @@ def quat_to_axes(quat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``([B, 3], [B, 3])``: the rotated x axis and the rotated y axis.
     """
-    w, x, y, z = quat.T
-    x_axis = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w)], axis=-1)
-    y_axis = np.stack([2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w)], axis=-1)
-    return x_axis, y_axis
+    rows = axes_rows(quat.T)
+    return rows[0:3].T, rows[3:6].T
+
+
+def axes_rows(quat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`quat_to_axes` on quaternions stored one component per row (a handful of long operations).
+
+    The x axis is ``(1 - 2(y² + z²), 2(xy + zw), 2(xz - yw))`` and the y axis
+    ``(2(xy - zw), 1 - 2(x² + z²), 2(yz + xw))``.
+
+    Args:
+        quat: ``[4, B]`` rows w, x, y, z.
+        out: ``[6, B]`` array to write into, or None for a new one.
+
+    Returns:
+        ``[6, B]``: the x axis's three components, then the y axis's.
+    """
+    products = quat[_PRODUCT_LEFT] * quat[_PRODUCT_RIGHT]
+    axes: np.ndarray = np.add(products[:6], products[6:] * _RIGHT_SIGN[:, None], out=out)
+    axes *= 2
+    np.subtract(1, axes[0::4], out=axes[0::4])
+    return axes
 
 
 class GraspPhysics:
@@ -156,22 +190,27 @@ class GraspPhysics:
 
     def _read(self) -> PhysicsState:
         physics, layout = self._bound()
-        qpos, qvel = physics.qpos.copy(), physics.qvel.copy()
-        o, d, h, hd = layout.object_qpos.start, layout.object_dof.start, layout.hand_qpos, layout.hand_dof
+        rows = physics.state_rows()  # computing on long rows is much cheaper than on [B, 3] columns
+        nq = physics.qpos.shape[1]
+        q, v = rows[:nq], rows[nq:]
+        o, d, h, hd = layout.object_qpos.start, layout.object_dof.start, layout.hand_qpos.start, layout.hand_dof.start
         return PhysicsState(
-            qpos=qpos,
-            qvel=qvel,
-            hand_pos=qpos[:, h][:, :3],
-            hand_yaw=qpos[:, h][:, 3],
-            finger_pos=qpos[:, layout.finger_qpos],
-            hand_vel=qvel[:, hd][:, :3],
-            hand_yaw_rate=qvel[:, hd][:, 3],
-            finger_vel=qvel[:, layout.finger_dof],
-            object_pos=qpos[:, o : o + 3],
-            object_quat=qpos[:, o + 3 : o + 7],
-            object_vel=qvel[:, d : d + 3],
-            object_angvel=qvel[:, d + 3 : d + 6],
+            qpos=q.T,
+            qvel=v.T,
+            hand_pos=q[h : h + 3].T,
+            hand_yaw=q[h + 3],
+            finger_pos=q[layout.finger_qpos].T,
+            hand_vel=v[hd : hd + 3].T,
+            hand_yaw_rate=v[hd + 3],
+            finger_vel=v[layout.finger_dof].T,
+            object_pos=q[o : o + 3].T,
+            object_quat=q[o + 3 : o + 7].T,
+            object_vel=v[d : d + 3].T,
+            object_angvel=v[d + 3 : d + 6].T,
             touch=physics.output("sensordata")[:, layout.touch] > 0,
+            hand_pose=q[h : h + 4].T,
+            hand_pose_rate=v[hd : hd + 4].T,
+            object_twist=v[d : d + 6].T,
         )
 
     def render(self, index: int, width: int, height: int) -> np.ndarray:
