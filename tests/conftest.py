@@ -1,6 +1,18 @@
 """Test-wide setup, before torch or mujoco load: headless EGL rendering, sleeping OpenMP waits."""
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads() -> Iterator[None]:
+    """Runs set the process's torch thread count; give every other test its own back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
