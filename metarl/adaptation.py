@@ -18,7 +18,7 @@ from torch import Tensor
 from metarl.advantages import with_advantages
 from metarl.config import AdvantageConfig
 from metarl.envs.base import Task
-from metarl.episodes import Episodes
+from metarl.episodes import Episodes, task_chunks
 from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, stack_params
 from metarl.samplers import Sampler
 
@@ -52,7 +52,8 @@ def inner_step(
     """One policy-gradient step for every task at once.
 
     The tasks are independent, so the gradient of the summed loss with respect to the stacked
-    parameters holds each task's own gradient in its slice.
+    parameters holds each task's own gradient in its slice. Large batches are processed in
+    groups of tasks (:func:`metarl.episodes.task_chunks`); the result does not depend on it.
 
     Args:
         policy: Architecture.
@@ -65,6 +66,33 @@ def inner_step(
     Returns:
         Stacked adapted parameters ``[N, *shape]``.
     """
+    chunks = task_chunks(episodes.num_tasks, episodes.samples_per_task)
+    if len(chunks) == 1:
+        return _inner_step(policy, params, episodes, fast_lr, first_order=first_order, create_graph=create_graph)
+    parts = [
+        _inner_step(
+            policy,
+            {k: v[chunk] for k, v in params.items()},
+            episodes.tasks(chunk),
+            fast_lr,
+            first_order=first_order,
+            create_graph=create_graph,
+        )
+        for chunk in chunks
+    ]
+    return {k: torch.cat([part[k] for part in parts]) for k in params}
+
+
+def _inner_step(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    episodes: Episodes,
+    fast_lr: float,
+    *,
+    first_order: bool,
+    create_graph: bool,
+) -> Params:
+    """:func:`inner_step` on one group of tasks."""
     with torch.enable_grad():
         leaves = {k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in params.items()}
         loss = inner_loss(policy, leaves, episodes).sum()

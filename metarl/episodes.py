@@ -43,6 +43,15 @@ class Episodes(NamedTuple):
         """Environment steps that happened (masked steps are not counted)."""
         return int(self.masks.sum().item())
 
+    @property
+    def samples_per_task(self) -> int:
+        """``T · R``: the time steps of one task's rollouts, masked steps included."""
+        return int(self.rewards.shape[1] * self.rewards.shape[2])
+
+    def tasks(self, chunk: slice) -> Episodes:
+        """The episodes of the tasks in ``chunk`` (views, no copy)."""
+        return Episodes(*(field[chunk] for field in self))
+
     def returns(self) -> Tensor:
         """Undiscounted return of every episode, ``[N, R]``."""
         return (self.rewards * self.masks).sum(1)
@@ -52,3 +61,31 @@ class Episodes(NamedTuple):
         if torch.isnan(self.success).any():
             return None
         return float(self.success.mean().item())
+
+
+CHUNK_SAMPLES = 8192
+"""Samples (steps × rollouts × tasks) the learner processes at once.
+
+Tasks are independent, so the learner's passes over a batch (inner steps, meta-loss, curvature,
+line search) run over consecutive groups of tasks and add the results. Groups this size keep each
+activation tensor at a few MB (``8192 × 100`` floats), where CPU kernels run from cache and
+memory is recycled rather than freshly mapped: on the 2-core machine the full-batch second-order
+gradient of a HalfCheetah batch (40 tasks × 20 rollouts × 200 steps) took 0.57 s in chunks of
+two tasks against 1.07 s in one piece.
+"""
+
+
+def task_chunks(num_tasks: int, samples_per_task: int, max_samples: int | None = None) -> list[slice]:
+    """Consecutive groups of tasks holding at most ``max_samples`` samples each (one task at least).
+
+    Args:
+        num_tasks: ``N``.
+        samples_per_task: ``T · R`` of one task.
+        max_samples: Budget per group (default :data:`CHUNK_SAMPLES`).
+
+    Returns:
+        Slices covering ``range(num_tasks)`` in order.
+    """
+    budget = CHUNK_SAMPLES if max_samples is None else max_samples
+    size = max(1, budget // max(1, samples_per_task))
+    return [slice(i, min(i + size, num_tasks)) for i in range(0, num_tasks, size)]

@@ -7,7 +7,8 @@ The trust-region update follows the MAML paper (Finn et al., 2017) and TRPO (Sch
 2015): surrogate ``L(θ) = −E[π_θ'(a|s) / π_θ'old(a|s) · A]`` on the query episodes at the adapted
 parameters ``θ'(θ)``, mean KL between the old and new adapted policies, exact Hessian-vector
 products of that KL by double backpropagation through the inner step, conjugate gradient, the
-step ``√(2δ / sᵀHs)``, then a backtracking line search.
+step ``√(2δ / sᵀHs)`` (``sᵀHs`` from the CG residual, not another product), then a backtracking
+line search.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from metarl.adaptation import adapt
 from metarl.config import InnerConfig, OuterConfig
-from metarl.episodes import Episodes
+from metarl.episodes import Episodes, task_chunks
 from metarl.policies import (
     GaussianMLPPolicy,
     Params,
@@ -131,6 +132,22 @@ def _all_finite(tensors: Sequence[Tensor]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
+def task_groups(batch: MetaBatch) -> list[MetaBatch]:
+    """``batch`` split into consecutive groups of tasks (:func:`metarl.episodes.task_chunks`)."""
+    chunks = task_chunks(batch.query.num_tasks, batch.query.samples_per_task)
+    if len(chunks) == 1:
+        return [batch]
+    return [MetaBatch(tuple(e.tasks(c) for e in batch.supports), batch.query.tasks(c)) for c in chunks]
+
+
+class _OldPolicy(NamedTuple):
+    """The adapted policies before the update, on one group's query steps (``[n, T, R, …]``)."""
+
+    mean: Tensor
+    log_std: Tensor
+    log_prob: Tensor
+
+
 def trpo_meta_update(
     policy: GaussianMLPPolicy,
     params: Params,
@@ -139,6 +156,9 @@ def trpo_meta_update(
     outer: OuterConfig,
 ) -> tuple[Params, UpdateStats]:
     """One trust-region meta-update (``maml_trpo``, or ``fomaml`` with first-order adaptation).
+
+    Every pass runs over groups of tasks (:func:`task_groups`) and adds up the groups' shares;
+    the meta-loss is a mean over tasks, so the result is the one of a single pass.
 
     Args:
         policy: Architecture.
@@ -154,43 +174,66 @@ def trpo_meta_update(
     second_order = inner.algorithm == "maml_trpo"
     theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     leaves = list(theta.values())
-    mean, log_std = query_distribution(policy, theta, batch, inner, create_graph=second_order)
-    old_mean, old_log_std = mean.detach(), log_std.detach()
-    old_log_prob = gaussian_log_prob(old_mean, old_log_std, batch.query.actions)
-    loss = surrogate_loss(mean, log_std, old_log_prob, batch.query)
-    kl = mean_kl(old_mean, old_log_std, mean, log_std, batch.query.masks)
-    grad = params_to_vector(dict(zip(theta, torch.autograd.grad(loss, leaves, retain_graph=True), strict=True)))
-    if not (math.isfinite(loss.item()) and _all_finite([grad])):
-        return params, UpdateStats(accepted=False, nonfinite=True, loss_before=loss.item())
-    if outer.hvp_subsample < 1.0:  # curvature from the first rollouts of every task only
-        sub = subsample_rollouts(batch, outer.hvp_subsample)
-        sub_mean, sub_log_std = query_distribution(policy, theta, sub, inner, create_graph=second_order)
-        kl = mean_kl(sub_mean.detach(), sub_log_std.detach(), sub_mean, sub_log_std, sub.query.masks)
-    fisher_vector_product = hessian_vector_product_fn(kl, leaves, outer.cg_damping)
-    direction = conjugate_gradient(fisher_vector_product, grad, outer.cg_iters)
-    shs = torch.dot(direction, fisher_vector_product(direction)).item()
-    if not (_all_finite([direction]) and math.isfinite(shs)) or shs <= 0.0:
-        return params, UpdateStats(
-            accepted=False, nonfinite=True, loss_before=loss.item(), grad_norm=grad.norm().item()
+    num_tasks = batch.query.num_tasks
+    groups = task_groups(batch)
+    olds: list[_OldPolicy] = []
+    loss_sum = torch.zeros(())
+    grads = [torch.zeros_like(p) for p in leaves]
+    for group in groups:  # the surrogate's value and gradient, group by group
+        mean, log_std = query_distribution(policy, theta, group, inner, create_graph=second_order)
+        old = _OldPolicy(
+            mean.detach(), log_std.detach(), gaussian_log_prob(mean.detach(), log_std.detach(), group.query.actions)
         )
+        olds.append(old)
+        share = group.query.num_tasks / num_tasks
+        group_loss = share * surrogate_loss(mean, log_std, old.log_prob, group.query)
+        loss_sum = loss_sum + group_loss.detach()
+        for total, g in zip(grads, torch.autograd.grad(group_loss, leaves), strict=True):
+            total.add_(g)
+    loss = loss_sum.item()
+    grad = params_to_vector(dict(zip(theta, grads, strict=True)))
+    if not (math.isfinite(loss) and _all_finite([grad])):
+        return params, UpdateStats(accepted=False, nonfinite=True, loss_before=loss)
+
+    # The curvature: exact Hessian-vector products of the mean KL, from the first rollouts of
+    # every task when outer.hvp_subsample < 1.
+    curvature_batch = batch if outer.hvp_subsample >= 1.0 else subsample_rollouts(batch, outer.hvp_subsample)
+    products = []
+    for group in task_groups(curvature_batch):
+        mean, log_std = query_distribution(policy, theta, group, inner, create_graph=second_order)
+        share = group.query.num_tasks / num_tasks
+        group_kl = share * mean_kl(mean.detach(), log_std.detach(), mean, log_std, group.query.masks)
+        products.append(hessian_vector_product_fn(group_kl, leaves))
+
+    def fisher_vector_product(v: Tensor) -> Tensor:
+        return torch.stack([product(v) for product in products]).sum(0) + outer.cg_damping * v
+
+    cg = conjugate_gradient(fisher_vector_product, grad, outer.cg_iters)
+    direction = cg.x
+    shs = cg.quadratic_form(grad).item()  # sᵀ(H + λI)s without another product
+    if not (_all_finite([direction]) and math.isfinite(shs)) or shs <= 0.0:
+        return params, UpdateStats(accepted=False, nonfinite=True, loss_before=loss, grad_norm=grad.norm().item())
     full_step = -trust_region_step(direction, shs, outer.max_kl)
     x0 = params_to_vector({k: v.detach() for k, v in params.items()})
 
     def evaluate(x: Tensor) -> tuple[float, float]:
         candidate = vector_to_params(x, theta)
+        new_loss, new_kl = 0.0, 0.0
         with torch.no_grad():
-            new_mean, new_log_std = query_distribution(policy, candidate, batch, inner, create_graph=False)
-            new_loss = surrogate_loss(new_mean, new_log_std, old_log_prob, batch.query)
-            new_kl = mean_kl(old_mean, old_log_std, new_mean, new_log_std, batch.query.masks)
-        return new_loss.item(), new_kl.item()
+            for group, old in zip(groups, olds, strict=True):
+                mean, log_std = query_distribution(policy, candidate, group, inner, create_graph=False)
+                share = group.query.num_tasks / num_tasks
+                new_loss += share * surrogate_loss(mean, log_std, old.log_prob, group.query).item()
+                new_kl += share * mean_kl(old.mean, old.log_std, mean, log_std, group.query.masks).item()
+        return new_loss, new_kl
 
     result = backtracking_line_search(
-        evaluate, x0, full_step, loss.item(), outer.max_kl, outer.ls_backtrack_ratio, outer.ls_max_steps
+        evaluate, x0, full_step, loss, outer.max_kl, outer.ls_backtrack_ratio, outer.ls_max_steps
     )
     stats = UpdateStats(
         accepted=result.accepted,
         nonfinite=False,
-        loss_before=loss.item(),
+        loss_before=loss,
         loss_after=result.loss,
         kl=result.kl,
         line_search_steps=result.steps,

@@ -35,9 +35,31 @@ def hessian_vector_product_fn(
     return product
 
 
+class CGResult(NamedTuple):
+    """Outcome of :func:`conjugate_gradient`.
+
+    Attributes:
+        x: ``[P]`` solution estimate.
+        residual: ``[P]`` ``b − A x`` as carried by the iteration.
+        iterations: Products with ``A`` taken.
+    """
+
+    x: Tensor
+    residual: Tensor
+    iterations: int
+
+    def quadratic_form(self, b: Tensor) -> Tensor:
+        """``xᵀ A x`` without another product with ``A``: ``xᵀ (b − r)`` since ``A x = b − r``.
+
+        Args:
+            b: ``[P]`` the right-hand side that was solved for.
+        """
+        return torch.dot(self.x, b - self.residual)
+
+
 def conjugate_gradient(
     matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, residual_tol: float = 1e-10
-) -> Tensor:
+) -> CGResult:
     """Approximately solves ``A x = b`` for a symmetric positive-definite ``A`` given as ``matvec``.
 
     Args:
@@ -47,23 +69,25 @@ def conjugate_gradient(
         residual_tol: Stop once ``‖r‖²`` falls below this.
 
     Returns:
-        ``[P]`` solution estimate.
+        The estimate, its residual and the number of products taken.
     """
     x = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
     rr = torch.dot(r, r)
+    taken = 0
     for _ in range(iters):
         if rr.item() < residual_tol:
             break
         ap = matvec(p)
+        taken += 1
         alpha = rr / torch.dot(p, ap)
         x = x + alpha * p
         r = r - alpha * ap
         rr_new = torch.dot(r, r)
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return CGResult(x, r, taken)
 
 
 def trust_region_step(direction: Tensor, shs: Tensor | float, max_kl: float) -> Tensor:

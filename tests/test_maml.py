@@ -19,6 +19,7 @@ from metarl.maml import (
     query_distribution,
     reptile_meta_update,
     surrogate_loss,
+    task_groups,
     trpo_meta_update,
 )
 from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, params_to_vector, vector_to_params
@@ -234,3 +235,42 @@ def test_reptile_moves_towards_the_mean_adapted_parameters() -> None:
     for k, v in params.items():
         torch.testing.assert_close(new[k], v + 0.5 * (adapted[k].mean(0) - v))
     assert stats.accepted
+
+
+@pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml"])
+@pytest.mark.parametrize("hvp_subsample", [1.0, 0.5])
+def test_update_in_groups_of_tasks_equals_one_pass(
+    monkeypatch: pytest.MonkeyPatch, algorithm: Algorithm, hvp_subsample: float
+) -> None:
+    """The learner's passes over groups of tasks add up to the single-pass update."""
+    import metarl.episodes as episodes
+
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=2, n=5)
+    inner = dataclasses.replace(INNER, algorithm=algorithm)
+    outer = OuterConfig(max_kl=0.01, hvp_subsample=hvp_subsample)
+    assert len(task_groups(batch)) == 1
+    whole, whole_stats = trpo_meta_update(policy, params, batch, inner, outer)
+    monkeypatch.setattr(episodes, "CHUNK_SAMPLES", 2 * batch.query.samples_per_task)
+    assert [g.query.num_tasks for g in task_groups(batch)] == [2, 2, 1]
+    grouped, grouped_stats = trpo_meta_update(policy, params, batch, inner, outer)
+    assert whole_stats.accepted and grouped_stats.accepted
+    assert grouped_stats.line_search_steps == whole_stats.line_search_steps
+    for key in ("loss_before", "loss_after", "kl", "grad_norm", "step_norm"):
+        assert getattr(grouped_stats, key) == pytest.approx(
+            getattr(whole_stats, key), rel=1e-7
+        )  # CG amplifies rounding
+    for k in params:
+        torch.testing.assert_close(grouped[k], whole[k], rtol=1e-7, atol=1e-10)
+
+
+def test_inner_step_in_groups_keeps_the_second_order_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+    import metarl.episodes as episodes
+
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=2, n=5)
+    whole = _meta_gradient(policy, params, batch, INNER)
+    monkeypatch.setattr(episodes, "CHUNK_SAMPLES", 1)  # one task per group
+    torch.testing.assert_close(_meta_gradient(policy, params, batch, INNER), whole, rtol=1e-10, atol=1e-12)

@@ -16,14 +16,35 @@ def test_conjugate_gradient_solves_spd_systems(seed: int) -> None:
     m = torch.randn(20, 20, generator=gen, dtype=torch.float64)
     a = m @ m.T + 0.5 * torch.eye(20, dtype=torch.float64)
     b = torch.randn(20, generator=gen, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: a @ v, b, iters=60)
+    x = conjugate_gradient(lambda v: a @ v, b, iters=60).x
     torch.testing.assert_close(x, torch.linalg.solve(a, b), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("iters", [1, 3, 10])
+def test_conjugate_gradient_quadratic_form_equals_the_explicit_product(iters: int) -> None:
+    """``xᵀ(b − r)`` replaces the extra product ``xᵀ A x`` the trust-region step would need,
+    also when CG stops early (the TRPO case: 10 iterations on thousands of parameters)."""
+    gen = torch.Generator().manual_seed(iters)
+    m = torch.randn(50, 50, generator=gen, dtype=torch.float64)
+    a = m @ m.T + 1e-3 * torch.eye(50, dtype=torch.float64)
+    b = torch.randn(50, generator=gen, dtype=torch.float64)
+    calls: list[torch.Tensor] = []
+
+    def matvec(v: torch.Tensor) -> torch.Tensor:
+        calls.append(v)
+        return a @ v
+
+    result = conjugate_gradient(matvec, b, iters=iters)
+    assert result.iterations == len(calls) == iters
+    torch.testing.assert_close(result.residual, b - a @ result.x, rtol=1e-8, atol=1e-8)
+    explicit = result.x @ a @ result.x
+    assert float(result.quadratic_form(b)) == pytest.approx(float(explicit), rel=1e-9)
 
 
 def test_conjugate_gradient_is_exact_in_n_steps_for_small_systems() -> None:
     a = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
     b = torch.tensor([1.0, 2.0], dtype=torch.float64)
-    x = conjugate_gradient(lambda v: a @ v, b, iters=2)
+    x = conjugate_gradient(lambda v: a @ v, b, iters=2).x
     torch.testing.assert_close(x, torch.tensor([1 / 11, 7 / 11], dtype=torch.float64))
 
 
