@@ -6,22 +6,24 @@ parameters passed in are never modified; a rejected update returns them as they 
 The trust-region update follows the MAML paper (Finn et al., 2017) and TRPO (Schulman et al.,
 2015): surrogate ``L(θ) = −E[π_θ'(a|s) / π_θ'old(a|s) · A]`` on the query episodes at the adapted
 parameters ``θ'(θ)``, mean KL between the old and new adapted policies, exact Hessian-vector
-products of that KL by double backpropagation through the inner step, conjugate gradient, the
-step ``√(2δ / sᵀHs)`` (``sᵀHs`` from the CG residual, not another product), then a backtracking
-line search.
+products of that KL through the inner step (in Gauss-Newton form, :func:`kl_hessian_product_fn`),
+conjugate gradient, the step ``√(2δ / sᵀHs)`` (``sᵀHs`` from the CG residual, not another
+product), then a backtracking line search.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
-from metarl.adaptation import adapt
+from metarl.adaptation import adapt, inner_step
 from metarl.config import InnerConfig, OuterConfig
 from metarl.episodes import Episodes, task_chunks
 from metarl.policies import (
@@ -35,7 +37,6 @@ from metarl.policies import (
 from metarl.trpo import (
     backtracking_line_search,
     conjugate_gradient,
-    hessian_vector_product_fn,
     trust_region_step,
 )
 
@@ -140,6 +141,80 @@ def task_groups(batch: MetaBatch) -> list[MetaBatch]:
     return [MetaBatch(tuple(e.tasks(c) for e in batch.supports), batch.query.tasks(c)) for c in chunks]
 
 
+def kl_hessian_product_fn(
+    policy: GaussianMLPPolicy, params: Params, batch: MetaBatch, inner: InnerConfig, num_tasks: int
+) -> Callable[[Tensor], Tensor]:
+    """Exact products with the Hessian of this group's share of the mean KL, at ``params``.
+
+    At the current parameters the new and old adapted policies coincide, so the KL's Hessian is
+    exactly its Gauss-Newton form ``Σ_i J_iᵀ M_i J_i``: ``J_i`` the Jacobian of task ``i``'s
+    query distributions (means and log-stds) with respect to ``θ`` through the adaptation, ``M_i``
+    the Gaussian's Fisher (``1/σ²`` for a mean, ``2`` for a log-std) times the step's weight in
+    the mean KL. ``J_i = J_q · J_K ⋯ J_1`` with ``J_k = I − α ∇²L_k`` the Jacobian of inner step
+    ``k``: symmetric, so a product with ``J_k`` or ``J_kᵀ`` is one backward pass through that
+    step's retained graph. ``J_q u`` is a forward-mode pass through the query MLP, ``J_qᵀ`` a
+    backward pass. No third-order graph is built, unlike the double backward through the KL
+    gradient (:func:`metarl.trpo.hessian_vector_product_fn`): the same numbers (tested), one
+    product 0.107 s against 0.125 s and the HalfCheetah update 2.0-2.2 s against 2.4-2.8 s
+    (10 % curvature subsample, 2 cores). FOMAML's inner steps have ``J_k = I``.
+
+    Args:
+        policy: Architecture.
+        params: Meta-parameters ``θ`` (unbatched; detached inside).
+        batch: The group's support and query episodes.
+        inner: Inner-loop settings.
+        num_tasks: Tasks of the whole batch (the group weighs ``n / num_tasks`` in the mean).
+
+    Returns:
+        ``v [P] ↦ H v [P]`` (no damping).
+    """
+    n = batch.query.num_tasks
+    second_order = inner.algorithm == "maml_trpo"
+    current = {k: v.detach().unsqueeze(0).expand(n, *v.shape).clone().requires_grad_(True) for k, v in params.items()}
+    steps: list[tuple[Params, Params]] = []  # (input, output) of each differentiable inner step
+    for episodes in batch.supports:
+        out = inner_step(
+            policy, current, episodes, inner.fast_lr, first_order=not second_order, create_graph=second_order
+        )
+        if second_order:
+            steps.append((current, out))
+        current = {k: v.detach().requires_grad_(True) for k, v in out.items()}
+    adapted = current
+    mean, log_std = policy.task_distribution(adapted, batch.query.obs)
+    masks = batch.query.masks
+    weight = (masks / (num_tasks * masks.sum((1, 2), keepdim=True).clamp(min=1.0))).unsqueeze(-1)
+    mean_weight = weight * torch.exp(-2.0 * log_std.detach())
+    log_std_weight = 2.0 * weight
+
+    def through_steps(u: Params, order: Sequence[tuple[Params, Params]]) -> Params:
+        for inputs, outputs in order:
+            grads = torch.autograd.grad(
+                list(outputs.values()), list(inputs.values()), list(u.values()), retain_graph=True
+            )
+            u = dict(zip(inputs, grads, strict=True))
+        return u
+
+    def product(v: Tensor) -> Tensor:
+        u = {k: t.unsqueeze(0).expand(n, *t.shape) for k, t in vector_to_params(v, params).items()}
+        u = through_steps(u, steps)  # J_K ⋯ J_1 v, per task
+        with warnings.catch_warnings():  # torch scripts its jvp decompositions on first use (deprecated API)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
+            with fwAD.dual_level(), torch.no_grad():
+                dual = {k: fwAD.make_dual(adapted[k].detach(), u[k]) for k in adapted}
+                dual_mean, dual_log_std = policy.task_distribution(dual, batch.query.obs)
+                d_mean, d_log_std = fwAD.unpack_dual(dual_mean).tangent, fwAD.unpack_dual(dual_log_std).tangent
+        grads = torch.autograd.grad(
+            (mean, log_std),
+            list(adapted.values()),
+            (mean_weight * d_mean, log_std_weight * d_log_std),
+            retain_graph=True,
+        )
+        u = through_steps(dict(zip(adapted, grads, strict=True)), steps[::-1])  # J_1ᵀ ⋯ J_Kᵀ
+        return torch.cat([t.sum(0).reshape(-1) for t in u.values()])
+
+    return product
+
+
 class _OldPolicy(NamedTuple):
     """The adapted policies before the update, on one group's query steps (``[n, T, R, …]``)."""
 
@@ -198,12 +273,9 @@ def trpo_meta_update(
     # The curvature: exact Hessian-vector products of the mean KL, from the first rollouts of
     # every task when outer.hvp_subsample < 1.
     curvature_batch = batch if outer.hvp_subsample >= 1.0 else subsample_rollouts(batch, outer.hvp_subsample)
-    products = []
-    for group in task_groups(curvature_batch):
-        mean, log_std = query_distribution(policy, theta, group, inner, create_graph=second_order)
-        share = group.query.num_tasks / num_tasks
-        group_kl = share * mean_kl(mean.detach(), log_std.detach(), mean, log_std, group.query.masks)
-        products.append(hessian_vector_product_fn(group_kl, leaves))
+    products = [
+        kl_hessian_product_fn(policy, params, group, inner, num_tasks) for group in task_groups(curvature_batch)
+    ]
 
     def fisher_vector_product(v: Tensor) -> Tensor:
         return torch.stack([product(v) for product in products]).sum(0) + outer.cg_damping * v

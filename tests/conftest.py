@@ -1,4 +1,5 @@
-"""Test-wide setup, before torch or mujoco load: headless EGL rendering, sleeping OpenMP waits."""
+"""Test-wide setup, before torch or mujoco load: headless EGL rendering, sleeping OpenMP waits
+(CI machines are shared), and metarl's own settings (imported first, as a user's script would)."""
 
 import os
 from collections.abc import Iterator
@@ -6,6 +7,9 @@ from collections.abc import Iterator
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import metarl  # noqa: F401  (sets MKL_CBWR before torch loads MKL)
+
+# isort: split
 import pytest
 import torch
 

@@ -15,6 +15,7 @@ from metarl.adaptation import adapt, inner_loss
 from metarl.config import InnerConfig, OuterConfig
 from metarl.maml import (
     MetaBatch,
+    kl_hessian_product_fn,
     mean_kl,
     query_distribution,
     reptile_meta_update,
@@ -274,3 +275,21 @@ def test_inner_step_in_groups_keeps_the_second_order_gradient(monkeypatch: pytes
     whole = _meta_gradient(policy, params, batch, INNER)
     monkeypatch.setattr(episodes, "CHUNK_SAMPLES", 1)  # one task per group
     torch.testing.assert_close(_meta_gradient(policy, params, batch, INNER), whole, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("algorithm", "steps"), [("maml_trpo", 1), ("maml_trpo", 2), ("fomaml", 1), ("fomaml", 2)])
+def test_gauss_newton_product_equals_the_double_backward_hessian_product(algorithm: Algorithm, steps: int) -> None:
+    """``Jᵀ M J v`` through the inner steps is the KL's exact Hessian product at the current point."""
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=steps, n=4)
+    inner = dataclasses.replace(INNER, algorithm=algorithm)
+    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    mean, log_std = query_distribution(policy, theta, batch, inner, create_graph=algorithm == "maml_trpo")
+    kl = 0.5 * mean_kl(mean.detach(), log_std.detach(), mean, log_std, batch.query.masks)  # 4 of 8 tasks
+    reference = hessian_vector_product_fn(kl, list(theta.values()))
+    ours = kl_hessian_product_fn(policy, params, batch, inner, num_tasks=8)
+    gen = torch.Generator().manual_seed(steps)
+    for _ in range(3):
+        v = torch.randn(params_to_vector(params).shape, generator=gen, dtype=torch.float64)
+        torch.testing.assert_close(ours(v), reference(v), rtol=1e-9, atol=1e-12)
