@@ -89,7 +89,7 @@ class SamplerConfig:
         1, "threads for batched physics stepping (per Ray actor with backend ray)", low=1, high=256
     )
     torch_threads: int = param(
-        0, "torch intra-op threads of the learner (0: one per core); the sampler always acts on 1", low=0
+        0, "torch intra-op threads of the learner (0: one per core); sampling acts on num_threads", low=0
     )
     ray_address: str = param("", "ray: cluster to join ('auto', 'ray://head:10001'); empty starts Ray locally")
     num_workers: int = param(2, "ray: number of sampler actors, each owning a contiguous slice of the tasks", low=1)

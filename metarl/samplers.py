@@ -210,17 +210,20 @@ class BatchSampler:
         family: The task family.
         policy: The policy architecture (parameters are passed to :meth:`collect`).
         num_threads: Physics threads of the batched environment.
-        torch_threads: Torch intra-op threads while collecting. The per-step policy forward is
-            small (``[N, R, obs_dim]``) and physics already uses every core it is given, so one
-            thread is fastest: more make torch's worker threads compete with the physics
-            threads. The previous count is restored after each collection.
+        torch_threads: Torch intra-op threads while collecting (default: ``num_threads``). The
+            policy forward runs between physics steps, while the physics threads wait, so it can
+            use their cores: on 2 cores (HalfCheetah, 40 x 20) the forward took 265 µs per step on
+            2 threads against 438 µs on 1, and a collection ~3 % less time. The previous count
+            is restored after each collection.
     """
 
-    def __init__(self, family: TaskFamily, policy: GaussianMLPPolicy, num_threads: int = 1, torch_threads: int = 1):
+    def __init__(
+        self, family: TaskFamily, policy: GaussianMLPPolicy, num_threads: int = 1, torch_threads: int | None = None
+    ):
         self.family = family
         self.policy = policy
         self.num_threads = num_threads
-        self.torch_threads = torch_threads
+        self.torch_threads = num_threads if torch_threads is None else torch_threads
         self.collect_seconds = 0.0  # wall time spent in collect, and the env-steps it produced
         self.collect_steps = 0
         self._envs: dict[int, BatchEnv] = {}
