@@ -110,6 +110,7 @@ def adapt(
     supports: Sequence[Episodes],
     fast_lr: float,
     *,
+    num_tasks: int | None = None,
     first_order: bool = False,
     create_graph: bool = False,
 ) -> Params:
@@ -119,17 +120,20 @@ def adapt(
         policy: Architecture.
         params: Meta-parameters (unbatched).
         supports: One batch of support episodes per inner step; ``supports[k]`` was collected
-            with the parameters after ``k`` steps.
+            with the parameters after ``k`` steps. Empty: no adaptation (multi-task training).
         fast_lr: Inner step size α.
+        num_tasks: ``N``; needed only when ``supports`` is empty.
         first_order: FOMAML (see :func:`inner_step`).
         create_graph: Keep the result differentiable to second order in ``params``.
 
     Returns:
         Stacked parameters ``[N, *shape]``.
     """
-    if not supports:
-        raise ValueError("adapt needs at least one batch of support episodes")
-    stacked = stack_params(params, supports[0].num_tasks)
+    if supports:
+        num_tasks = supports[0].num_tasks
+    elif num_tasks is None:
+        raise ValueError("adapt without support episodes needs num_tasks")
+    stacked = stack_params(params, num_tasks)
     for episodes in supports:
         stacked = inner_step(policy, stacked, episodes, fast_lr, first_order=first_order, create_graph=create_graph)
     return stacked

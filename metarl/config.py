@@ -116,7 +116,9 @@ class InnerConfig:
         "maml_trpo", "meta-learner: maml_trpo (second order), fomaml (first order), reptile"
     )
     fast_lr: float = param(0.1, "step size of each inner policy-gradient step", low=0, low_open=True)
-    steps: int = param(1, "inner gradient steps (new rollouts between steps)", low=1, high=20)
+    steps: int = param(
+        1, "inner gradient steps (new rollouts between steps); 0 trains one policy for all tasks", low=0, high=20
+    )
     rollouts: int = param(20, "rollouts per task per inner step (and for the query set)", low=1)
 
 

@@ -89,6 +89,7 @@ def query_distribution(
         params,
         batch.supports,
         inner.fast_lr,
+        num_tasks=batch.query.num_tasks,
         first_order=inner.algorithm == "fomaml",
         create_graph=create_graph,
     )
@@ -329,7 +330,13 @@ def reptile_meta_update(
 
     The query episodes are not used by the update (the trainer still logs their returns).
     """
-    adapted = adapt(policy, {k: v.detach() for k, v in params.items()}, batch.supports, inner.fast_lr)
+    adapted = adapt(
+        policy,
+        {k: v.detach() for k, v in params.items()},
+        batch.supports,
+        inner.fast_lr,
+        num_tasks=batch.query.num_tasks,
+    )
     new_params = {k: (v + outer.step_size * (adapted[k].mean(0) - v)).detach() for k, v in params.items()}
     if not _all_finite(list(new_params.values())):
         return params, UpdateStats(accepted=False, nonfinite=True)

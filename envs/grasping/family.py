@@ -1,62 +1,66 @@
-"""GraspObject: a parallel-jaw gripper lifts an object whose shape is the task.
+"""GraspObject: a parallel-jaw gripper lifts a long object, level, without knowing where its mass is.
 
-The policy never sees the shape: it must find out, within a few rollouts, how wide to open,
-where to pinch and how to turn the hand for an object it has not met before.
+Every object lies along the table's x axis, across the gripper's jaws, and is longer than the
+open gripper is wide. Where along it the hand must pinch depends on the object: pinched away from
+its centre of mass, it turns in the grip under its own weight (the squeeze is a realistic 5 N,
+held by friction alone) and hangs tilted. The policy never sees the shape, the mass or where the
+mass is: only its own hand and fingers, whether each pad touches, and one tracked point of the
+object (the centre of its bounding box: where it lies on the table and how far it has risen). The
+right pinch point must be found from the reward of a few rollouts, as the goal is in 2-D
+navigation. A scripted controller that reads the object's specification lifts nearly every
+object; one that reads only the observation cannot (``metarl.envs.grasping.controllers``).
 
 =================  ====================================================================  ========
 Observation        Meaning                                                               Unit
 =================  ====================================================================  ========
 ``obs[0:3]``       pinch point (between the finger pads) x, y, z; table centre at 0      m
-``obs[3]``         hand yaw                                                              rad
-``obs[4:6]``       left, right finger position (half-gap between the pads)               m
-``obs[6:9]``       pinch point velocity                                                  m/s
-``obs[9]``         hand yaw rate                                                         rad/s
-``obs[10:12]``     finger velocities                                                     m/s
-``obs[12:15]``     object position relative to the pinch point, in the hand's frame      m
-``obs[15:21]``     object orientation in the hand's frame: rotation matrix columns x, y  1
-``obs[21:24]``     object linear velocity (world frame)                                  m/s
-``obs[24:27]``     object angular velocity (object frame)                                rad/s
-``obs[27:29]``     left, right pad touches the object (0 or 1; from the last substep)    1
+``obs[3:5]``       left, right finger position (half-gap between the pads)               m
+``obs[5:8]``       pinch point velocity                                                  m/s
+``obs[8:10]``      finger velocities                                                     m/s
+``obs[10:12]``     tracked point x, y relative to the pinch point                        m
+``obs[12]``        tracked point height above where it rests                             m
+``obs[13:16]``     tracked point velocity                                                m/s
+``obs[16:18]``     left, right pad touches the object (0 or 1; from the last substep)    1
 =================  ====================================================================  ========
 
 =================  ====================================================================  ========
 Action             Meaning                                                               Range
 =================  ====================================================================  ========
-``act[0:3]``       move the pinch point's position target by ``act * 0.025`` m           [-1, 1]
-``act[3]``         turn the yaw target by ``act * 0.25`` rad                             [-1, 1]
-``act[4]``         grip: each finger's target runs linearly from open (-1) to 2 cm past   [-1, 1]
-                   closed (+1), so +1 squeezes with the full ``grip_force`` (15 N)
+``act[0:3]``       move the pinch point's position target by ``act * 0.02`` m            [-1, 1]
+``act[3]``         grip: each finger's target runs linearly from open (-1) to 2 cm past   [-1, 1]
+                   closed (+1), so +1 squeezes with the full ``grip_force`` (5 N)
 =================  ====================================================================  ========
 
-Targets are relative to the hand's current pose and clipped to the workspace
-(x, y in [-0.2, 0.2] m, pinch height in [0.022, 0.35] m, yaw in [-π/2, π/2]). One control step is
-5 physics steps of 4 ms (50 Hz); an episode is truncated after ``horizon`` = 100 steps (2 s).
+Targets are relative to the hand's current position and clipped to the workspace (x, y in
+[-0.2, 0.2] m, pinch height in [0.022, 0.35] m). One control step is 10 physics steps of 4 ms
+(25 Hz); an episode is truncated after ``horizon`` = 50 steps (2 s).
 
 Reward, the sum of four named terms (in ``info``), per step:
 
 * ``reach`` = ``0.5 (1 - tanh(10 d))``, ``d`` the distance (m) from the pinch point to the
-  object's origin (the centre of its bounding box);
+  object's bounding box (0 inside it);
 * ``grasp`` = 0.5 while both pads touch the object;
-* ``lift`` = ``2 clip(h / 0.05, 0, 1)`` while both pads touch it, ``h`` its height (m) above rest;
+* ``lift`` = ``2 clip(h / 0.1, 0, 1) cos⁴(tilt)`` while both pads touch it, ``h`` the rise (m)
+  of its centre of mass and ``tilt`` the angle between its up axis and the vertical;
 * ``action`` = ``-0.005 ‖act‖²``.
 
-``success`` holds while both pads touch the object and it is at least 5 cm above its resting
-height. Episodes terminate only on physics instability (NaN/Inf state or a MuJoCo warning), with
-``info["physics_unstable"]``.
+``success`` is decided at the last step of the episode: both pads touch the object, its centre
+of mass is at least 5 cm above where it rested and it is within 15° of level. Episodes terminate
+only on physics instability (NaN/Inf state or a MuJoCo warning), with ``info["physics_unstable"]``.
 
-Physics: the object is held by friction alone. A pad-object contact has the friction
-``sqrt(object friction x pad_friction)`` (pads 1.2 by default), the object-table contact the
-object's own; contacts are 4-dimensional (torsional friction) in a pyramidal cone.
-``grip_force`` and ``pad_friction`` are the difficulty knobs (3 N with pad friction 0.5 halves
-the scripted controller's success).
+Physics: a pad-object contact has the friction ``sqrt(object friction x pad_friction)`` (pads
+1.2), the object-table contact the object's own; contacts are 4-dimensional (torsional friction)
+in a pyramidal cone. MuJoCo's soft contacts let an off-centre load creep: pinched 1.5 cm from the
+centre of mass a 0.3 kg bar tilts by about 15°, 3 cm away by about 33°.
 
-Task space: an :class:`~metarl.envs.grasping.objects.ObjectSpec`. Training draws boxes,
-cylinders, spheres and lying capsules with height/width ratios in [0.75, 2]; the held-out test
-set holds ellipsoids, procedurally generated meshes (prisms, a tapered cup, a wedge) and boxes and
-cylinders of other proportions. Reset noise (the env's generator): object x, y uniform in ±4 cm,
-object yaw uniform; hand x, y in ±3 cm, height in ±2 cm.
+Task space: an :class:`~metarl.envs.grasping.objects.ObjectSpec` lying along x. Training draws
+boxes, lying capsules and ellipsoids 14-24 cm long with the centre of mass up to 30 % of the
+length from the middle; the held-out test set holds other shapes and proportions. Reset noise
+(the env's generator): object x, y uniform in ±3 cm and yaw in ±3°; hand x, y in ±3 cm, height in
+±1 cm around 9 cm above the table.
 
-Version history: v0, first version.
+Version history: v0, first version (any-shape objects, yaw, full object pose observed, 50 Hz);
+v1, long objects whose centre of mass is the task, observation without the object's pose.
 """
 
 from __future__ import annotations
@@ -77,15 +81,17 @@ from metarl.envs.grasping import physics, scene
 from metarl.envs.grasping.objects import ObjectSpec
 from metarl.envs.mujoco_batch import quiet_mujoco_log
 
-_MOVE_STEP = 0.025  # m per control step
-_YAW_STEP = 0.25  # rad per control step
-_POSE_STEP = np.array([_MOVE_STEP, _MOVE_STEP, _MOVE_STEP, _YAW_STEP])  # x, y, z, yaw per unit of action
-_LIFT_TARGET = 0.05  # m above the resting height
-_HAND_JITTER = (0.03, 0.03, 0.02)  # m
-_OBJECT_JITTER = 0.04  # m
-_TRAIN_ASPECT = (0.75, 2.0)  # height / narrower horizontal side
-TRAIN_SHAPES = ("box", "cylinder", "sphere", "capsule")
-OBS_DIM, ACT_DIM = 29, 5
+MOVE_STEP = 0.02  # m per control step and unit of action
+LIFT_FULL = 0.10  # m: the lift term saturates at this rise of the centre of mass
+SUCCESS_RISE = 0.05  # m
+SUCCESS_TILT = math.radians(15.0)
+_HAND_JITTER = (0.03, 0.03, 0.01)  # m
+_OBJECT_JITTER = 0.03  # m
+_YAW_JITTER = math.radians(3.0)
+TRAIN_SHAPES = ("box", "capsule", "hammer", "dumbbell")
+TRAIN_LENGTH = (0.14, 0.24)  # m
+TRAIN_COM = 0.3  # largest centre-of-mass offset, as a fraction of the length
+OBS_DIM, ACT_DIM = 18, 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +99,7 @@ class GraspTask(Task):
     """One object to lift.
 
     Attributes:
-        object: The object's shape, size, mass and friction.
+        object: The object's shape, size, mass, friction and centre of mass.
     """
 
     object: ObjectSpec
@@ -103,11 +109,11 @@ class GraspTask(Task):
             raise TaskError(f"object={self.object!r} must be an ObjectSpec")
 
     def to_dict(self) -> dict[str, Any]:
-        """The object's mapping, e.g. ``{"shape": "sphere", "radius": 0.03, "mass": 0.1, ...}``."""
+        """The object's mapping, e.g. ``{"shape": "box", "length": 0.2, ..., "com": [0.05, 0, 0]}``."""
         return self.object.to_dict()
 
     def to_string(self) -> str:
-        """The object's one-line form, e.g. ``"sphere radius=0.03 mass=0.1 friction=1.0"``."""
+        """The object's one-line form, e.g. ``"capsule radius=0.02 length=0.2 mass=0.3 friction=1.0 com=0.04,0,0"``."""
         return self.object.to_string()
 
 
@@ -116,7 +122,7 @@ class GraspOptions:
     """Options of the grasping family (``family:`` section of a config).
 
     Attributes:
-        horizon: Control steps per episode (50 per second).
+        horizon: Control steps per episode (25 per second).
         grip_force: Largest squeeze of each finger (N); with ``pad_friction``, the difficulty knob.
         pad_friction: Friction of the finger pads; a pad-object contact has
             ``sqrt(object friction x pad_friction)``.
@@ -124,10 +130,10 @@ class GraspOptions:
         friction_range: Training object friction coefficients, uniform.
     """
 
-    horizon: int = 100
+    horizon: int = 50
     grip_force: float = scene.GRIP_FORCE
     pad_friction: float = scene.PAD_FRICTION
-    mass_range: tuple[float, float] = (0.05, 0.3)
+    mass_range: tuple[float, float] = (0.15, 0.4)
     friction_range: tuple[float, float] = (0.8, 1.2)
 
     def __post_init__(self) -> None:
@@ -153,7 +159,7 @@ class GraspObject:
     def __init__(self, options: GraspOptions | None = None):
         self.options = options or GraspOptions()
         self.horizon = self.options.horizon
-        self.control_dt = scene.TIMESTEP * scene.SUBSTEPS  # s, 50 Hz
+        self.control_dt = scene.TIMESTEP * scene.SUBSTEPS  # s, 25 Hz
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(ACT_DIM,), dtype=np.float64)
         self._config = scene.SceneConfig(grip_force=self.options.grip_force, pad_friction=self.options.pad_friction)
@@ -165,22 +171,39 @@ class GraspObject:
 
     def _draw_object(self, rng: np.random.Generator) -> ObjectSpec:
         shape = TRAIN_SHAPES[int(rng.integers(len(TRAIN_SHAPES)))]
-        aspect = float(rng.uniform(*_TRAIN_ASPECT))
+        u = rng.uniform
         dims: dict[str, float]
+        com = 0.0
         if shape == "box":
-            length, width = (float(v) for v in rng.uniform(0.03, 0.07, size=2))
-            dims = {"length": length, "width": width, "height": aspect * min(length, width)}
-        elif shape == "cylinder":
-            radius = float(rng.uniform(0.015, 0.035))
-            dims = {"radius": radius, "height": aspect * 2 * radius}
-        elif shape == "sphere":
-            dims = {"radius": float(rng.uniform(0.02, 0.04))}
+            length = float(u(*TRAIN_LENGTH))
+            dims = {"length": length, "width": float(u(0.03, 0.06)), "height": float(u(0.025, 0.05))}
+            com = float(u(-TRAIN_COM, TRAIN_COM)) * length
+        elif shape == "capsule":
+            length = float(u(*TRAIN_LENGTH))
+            dims = {"radius": float(u(0.015, 0.025)), "length": length}
+            com = float(u(-TRAIN_COM, TRAIN_COM)) * length
+        elif shape == "hammer":
+            handle = float(u(0.02, 0.03))
+            dims = {
+                "length": float(u(0.18, 0.28)),
+                "handle": handle,
+                "head": float(u(0.025, 0.04)),
+                "head_width": float(u(0.05, 0.09)),
+                "head_height": float(u(handle, 0.04)),
+            }
         else:
-            radius = float(rng.uniform(0.015, 0.03))
-            dims = {"radius": radius, "length": float(rng.uniform(3.0, 5.0)) * radius}
-        mass = float(rng.uniform(*self.options.mass_range))
-        friction = float(rng.uniform(*self.options.friction_range))
-        return ObjectSpec(shape=shape, dims=tuple(dims.items()), mass=mass, friction=friction)
+            dims = {
+                "length": float(u(0.16, 0.26)),
+                "bar": float(u(0.02, 0.03)),
+                "left": float(u(0.03, 0.06)),
+                "right": float(u(0.03, 0.06)),
+            }
+        mass = float(u(*self.options.mass_range))
+        friction = float(u(*self.options.friction_range))
+        yaw = 180.0 if rng.random() < 0.5 else 0.0
+        return ObjectSpec(
+            shape=shape, dims=tuple(dims.items()), mass=mass, friction=friction, com=(com, 0.0, 0.0), yaw=yaw
+        )
 
     def test_tasks(self) -> list[Task]:
         return [GraspTask(ObjectSpec.parse(text)) for text in TEST_OBJECTS]
@@ -193,13 +216,14 @@ class GraspObject:
 
     def task_space(self) -> dict[str, str]:
         mass, friction = self.options.mass_range, self.options.friction_range
-        aspect = describe_range(*_TRAIN_ASPECT)
+        length = describe_range(*TRAIN_LENGTH)
         return {
-            "shape": f"training: {', '.join(TRAIN_SHAPES)}; test also ellipsoid and mesh",
-            "box": f"length, width in [0.03, 0.07] m, height = {aspect} x the narrower side",
-            "cylinder": f"radius in [0.015, 0.035] m, height = {aspect} x the diameter",
-            "sphere": "radius in [0.02, 0.04] m",
-            "capsule": "radius in [0.015, 0.03] m, length (tip to tip) in [3, 5] x radius, lying",
+            "shape": f"training: {', '.join(TRAIN_SHAPES)}, lying along x; test also other shapes and meshes",
+            "length": f"{length} m (x)",
+            "box": "width in [0.03, 0.06] m, height in [0.025, 0.05] m",
+            "capsule": "radius in [0.012, 0.025] m",
+            "ellipsoid": "width in [0.035, 0.06] m, height in [0.03, 0.05] m",
+            "com": f"along x, uniform in ±{TRAIN_COM:g} x length from the middle",
             "mass": f"{describe_range(*mass)} kg",
             "friction": f"{describe_range(*friction)}",
         }
@@ -213,18 +237,18 @@ class GraspObject:
 
 
 TEST_OBJECTS = (
-    "ellipsoid length=0.07 width=0.045 height=0.05 mass=0.15 friction=1.0",
-    "ellipsoid length=0.06 width=0.06 height=0.035 mass=0.1 friction=1.0",
-    "box length=0.08 width=0.06 height=0.03 mass=0.2 friction=1.0",
-    "box length=0.03 width=0.03 height=0.14 mass=0.15 friction=1.0",
-    "cylinder radius=0.015 height=0.15 mass=0.1 friction=1.0",
-    "cylinder radius=0.04 height=0.035 mass=0.15 friction=1.0",
-    "mesh path=builtin:prism3 scale=0.035,0.035,0.04 mass=0.1 friction=1.0",
-    "mesh path=builtin:prism5 scale=0.03,0.03,0.04 mass=0.15 friction=1.0",
-    "mesh path=builtin:prism6 scale=0.03,0.03,0.05 mass=0.2 friction=1.0",
-    "mesh path=builtin:prism8 scale=0.025,0.025,0.06 mass=0.15 friction=1.0",
-    "mesh path=builtin:cup scale=0.035,0.035,0.05 mass=0.15 friction=1.0",
-    "mesh path=builtin:wedge scale=0.025,0.03,0.025 mass=0.1 friction=1.0",
+    "bottle length=0.22 radius=0.03 neck=0.012 neck_length=0.07 mass=0.3",
+    "bottle length=0.18 radius=0.025 neck=0.01 neck_length=0.05 mass=0.25 yaw=180",
+    "mallet length=0.24 handle=0.02 head=0.05 head_width=0.08 mass=0.35",
+    "mallet length=0.28 handle=0.025 head=0.045 head_width=0.07 mass=0.4 yaw=180",
+    "mesh path=builtin:octbar scale=0.11,0.02,0.02 mass=0.3 com=0.05",
+    "mesh path=builtin:octbar scale=0.13,0.018,0.018 mass=0.35 com=-0.06 yaw=180",
+    "mesh path=builtin:octbar scale=0.09,0.025,0.02 mass=0.25 com=-0.03",
+    "box length=0.27 width=0.025 height=0.025 mass=0.3 com=0.08",
+    "capsule radius=0.03 length=0.26 mass=0.4 com=0.06",
+    "hammer length=0.3 handle=0.02 head=0.02 head_width=0.09 head_height=0.045 mass=0.45",
+    "dumbbell length=0.28 bar=0.02 left=0.07 right=0.03 mass=0.45 yaw=180",
+    "box length=0.16 width=0.05 height=0.045 mass=0.2",
 )
 
 
@@ -329,9 +353,12 @@ class GraspBatchEnv:
         self._cache = models
         self._sim = physics.GraspPhysics(self.num_envs, int(num_threads))
         self._specs: list[ObjectSpec] | None = None
-        self._rest_height = np.zeros(self.num_envs)
-        self._rest_heights: dict[ObjectSpec, float] = {}  # by object, across resets
+        self._rest_height = np.zeros(self.num_envs)  # of the object's origin (bounding-box centre)
+        self._com = np.zeros((3, self.num_envs))  # centre of mass in the object frame, one row per axis
+        self._half = np.zeros((3, self.num_envs))  # bounding-box half-extents, one row per axis
+        self._com_rest = np.zeros(self.num_envs)  # height of the centre of mass at rest
         self._done = np.ones(self.num_envs, dtype=bool)
+        self._t = 0
         self._started = False
 
     def set_tasks(self, tasks: Sequence[Task]) -> None:
@@ -349,36 +376,32 @@ class GraspBatchEnv:
             raise ValueError(f"got {len(rngs)} generators for {self.num_envs} environments")
         if self._specs is None:
             raise TaskError("set_tasks must be called before the first reset")
-        library = scene.mesh_library(self._specs)
-        self._sim.set_models(self._cache.get_many(self._specs, library, self._sim.num_threads))
-        self._rest_height = np.array([self._resting_height(s) for s in self._specs])
+        specs = self._specs
+        library = scene.mesh_library(specs)
+        self._sim.set_models(self._cache.get_many(specs, library, self._sim.num_threads))
+        self._rest_height = np.array([scene.resting_height(s) for s in specs])
+        self._com = np.array([s.com for s in specs]).T.copy()
+        self._half = np.array([s.half_extents() for s in specs]).T.copy()
         # each environment's generator draws, in order: hand jitter (3), object x, y (2), object yaw (1)
         draws = np.empty((self.num_envs, 6))
         for i, rng in enumerate(rngs):
             rng.random(out=draws[i])
-        # rng.uniform(low, high) is low + (high - low) * rng.random(), here for all environments at once
-        jitter = -1.0 + 2.0 * draws[:, 0:3]
-        xy = -_OBJECT_JITTER + (_OBJECT_JITTER - -_OBJECT_JITTER) * draws[:, 3:5]
-        yaw = -math.pi + (math.pi - -math.pi) * draws[:, 5]
-        hand = np.zeros((self.num_envs, 4))
-        hand[:, :3] = np.asarray(scene.HAND_HOME) + jitter * np.asarray(_HAND_JITTER)
+        unit = -1.0 + 2.0 * draws  # uniform in [-1, 1)
+        placed = np.array([s.at for s in specs])
+        hand = np.asarray(scene.HAND_HOME) + unit[:, 0:3] * np.asarray(_HAND_JITTER)
+        hand[:, :2] += placed
+        yaw = np.radians([s.yaw for s in specs]) + _YAW_JITTER * unit[:, 5]
         objects = np.zeros((self.num_envs, 7))
-        objects[:, :2] = xy
+        objects[:, :2] = placed + _OBJECT_JITTER * unit[:, 3:5]
         objects[:, 2] = self._rest_height + scene.OBJECT_DROP
         objects[:, 3] = [math.cos(a / 2) for a in yaw.tolist()]  # math, not numpy: the same bits everywhere
         objects[:, 6] = [math.sin(a / 2) for a in yaw.tolist()]
         self._sim.reset(hand, objects)
+        self._com_rest = self._frame()[1][2]
         self._done = np.zeros(self.num_envs, dtype=bool)
+        self._t = 0
         self._started = True
-        return self._observe()[0]
-
-    def _resting_height(self, spec: ObjectSpec) -> float:
-        height = self._rest_heights.get(spec)
-        if height is None:
-            if len(self._rest_heights) >= self._cache.max_models:
-                self._rest_heights.clear()
-            height = self._rest_heights[spec] = scene.resting_height(spec)
-        return height
+        return self._observe()
 
     def step(self, action: np.ndarray) -> StepResult:
         if not self._started:
@@ -387,15 +410,16 @@ class GraspBatchEnv:
         if np.isnan(act).any():
             act = np.nan_to_num(act, nan=0.0)
         act_rows = act.T
-        target = np.empty((6, self.num_envs))  # one row per actuator
-        np.add(self._sim.state().hand_pose.T, act_rows[:4] * _POSE_STEP[:, None], out=target[:4])
-        closing = act_rows[4] + 1
+        target = np.empty((5, self.num_envs))  # one row per actuator
+        np.add(self._sim.state().hand_pos.T, act_rows[:3] * MOVE_STEP, out=target[:3])
+        closing = act_rows[3] + 1
         closing /= 2  # 0 open ... 1 squeezing
         closing *= scene.FINGER_CLOSED_TARGET - scene.FINGER_OPEN
-        np.add(scene.FINGER_OPEN, closing, out=target[4:6])
+        np.add(scene.FINGER_OPEN, closing, out=target[3:5])
         unstable = self._sim.step(target.T, active=~self._done)
-        obs, offset = self._observe()
-        terms, success = self._reward(act, offset)
+        self._t += 1
+        obs = self._observe()
+        terms, success = self._reward(act)
         finite = np.isfinite(obs)
         if finite.all() and not unstable.any():
             bad = unstable
@@ -412,45 +436,52 @@ class GraspBatchEnv:
         self._done |= bad
         return StepResult(obs=obs, reward=reward, terminated=bad, terms=terms, success=success, unstable=bad)
 
-    def _observe(self) -> tuple[np.ndarray, np.ndarray]:
-        """The observations, and ``[3, B]`` the object's position relative to the pinch point (world frame).
+    def _frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """``[9, B]`` the object's x, y and z axes in the world (rows), and ``[3, B]`` its centre of mass."""
+        s = self._sim.state()
+        axes = np.empty((9, self.num_envs))
+        physics.axes_rows(s.object_quat.T, out=axes[0:6])
+        x, y = axes[0:3], axes[3:6]
+        axes[6] = x[1] * y[2] - x[2] * y[1]  # z = x × y
+        axes[7] = x[2] * y[0] - x[0] * y[2]
+        axes[8] = x[0] * y[1] - x[1] * y[0]
+        com = s.object_pos.T + axes[0:3] * self._com[0] + axes[3:6] * self._com[1] + axes[6:9] * self._com[2]
+        return axes, com
 
-        Computed one row per quantity (``[29, B]``): long rows make each operation cheap.
-        """
+    def _observe(self) -> np.ndarray:
+        """The observations, computed one row per quantity (``[18, B]``): long rows are cheap."""
         s = self._sim.state()
         rows = np.empty((OBS_DIM, self.num_envs))
-        rows[0:4] = s.hand_pose.T
-        rows[4:6] = s.finger_pos.T
-        rows[6:10] = s.hand_pose_rate.T
-        rows[10:12] = s.finger_vel.T
-        rows[21:27] = s.object_twist.T
-        rows[27:29] = s.touch.T
-        # the object's offset, x axis and y axis in the world frame, turned into the hand's frame by yaw
-        world = np.empty((9, self.num_envs))
-        offset = np.subtract(s.object_pos.T, s.hand_pos.T, out=world[0:3])
-        physics.axes_rows(s.object_quat.T, out=world[3:9])
-        by_cos, by_sin = np.cos(s.hand_yaw) * world, np.sin(s.hand_yaw) * world
-        np.add(by_cos[0::3], by_sin[1::3], out=rows[12:21:3])  # x' = cos x + sin y
-        np.subtract(by_cos[1::3], by_sin[0::3], out=rows[13:21:3])  # y' = -sin x + cos y
-        rows[14:21:3] = world[2::3]  # z' = z
-        return np.ascontiguousarray(rows.T), offset
+        rows[0:3] = s.hand_pos.T
+        rows[3:5] = s.finger_pos.T
+        rows[5:8] = s.hand_vel.T
+        rows[8:10] = s.finger_vel.T
+        np.subtract(s.object_pos.T[0:2], rows[0:2], out=rows[10:12])
+        np.subtract(s.object_pos.T[2], self._rest_height, out=rows[12])
+        rows[13:16] = s.object_vel.T
+        rows[16:18] = s.touch.T
+        return np.ascontiguousarray(rows.T)
 
-    def _reward(self, act: np.ndarray, offset: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Reward terms and success; ``offset`` is ``[3, B]``, the object's position relative to the pinch point."""
+    def _reward(self, act: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Reward terms and success (see the module docstring)."""
         s = self._sim.state()
-        squares = offset * offset
-        distance = squares[0] + squares[1]  # (x² + y²) + z², in the order np.linalg.norm(axis=1) adds them
-        distance += squares[2]
-        np.sqrt(distance, out=distance)
+        axes, com = self._frame()
+        offset = s.hand_pos.T - s.object_pos.T  # [3, B] pinch point relative to the object's origin
+        local = np.stack([(axes[3 * k : 3 * k + 3] * offset).sum(0) for k in range(3)])  # object frame
+        outside = np.maximum(np.abs(local) - self._half, 0.0)
+        distance = np.sqrt((outside * outside).sum(0))
         grasped = s.touch[:, 0] & s.touch[:, 1]
-        height = s.object_pos[:, 2] - self._rest_height
+        rise = com[2] - self._com_rest
+        up = np.clip(axes[8], 0.0, 1.0)  # cos(tilt)
         terms = {
             "reach": 0.5 * (1.0 - np.tanh(10.0 * distance)),
             "grasp": 0.5 * grasped,
-            "lift": 2.0 * grasped * np.clip(height / _LIFT_TARGET, 0.0, 1.0),
+            "lift": 2.0 * grasped * np.clip(rise / LIFT_FULL, 0.0, 1.0) * up**4,
             "action": -0.005 * np.add.reduce(act**2, axis=1),
         }
-        success = grasped & (height >= _LIFT_TARGET)
+        success = grasped & (rise >= SUCCESS_RISE) & (up >= math.cos(SUCCESS_TILT))
+        if self._t < self.options.horizon:
+            success = np.zeros_like(success)
         return terms, success
 
     @property
@@ -459,8 +490,12 @@ class GraspBatchEnv:
         return self._sim
 
     def lift_height(self) -> np.ndarray:
-        """``[B]`` height (m) of each object above its resting height."""
-        return self._sim.state().object_pos[:, 2] - self._rest_height
+        """``[B]`` rise (m) of each object's centre of mass above where it rested."""
+        return self._frame()[1][2] - self._com_rest
+
+    def tilt(self) -> np.ndarray:
+        """``[B]`` angle (rad) between each object's up axis and the vertical."""
+        return np.arccos(np.clip(self._frame()[0][8], -1.0, 1.0))
 
     def render(self, index: int, width: int = 480, height: int = 360) -> np.ndarray:
         """Renders environment ``index`` from the scene's overview camera.

@@ -176,6 +176,24 @@ def wedge() -> np.ndarray:
     return np.concatenate([base, ridge])
 
 
+def bar(sides: int, taper: float = 1.0) -> np.ndarray:
+    """A prism lying along x over a regular polygon (a face down), its far end scaled by ``taper``.
+
+    Args:
+        sides: Sides of the cross-section (>= 3).
+        taper: Size of the +x end relative to the -x end (1: a straight bar).
+
+    Returns:
+        ``[2 * sides, 3]`` vertices spanning about ``[-1, 1]`` along x.
+    """
+    angle = np.arange(sides) * (2 * math.pi / sides) + math.pi / sides - math.pi / 2  # a flat side down (and,
+    # for 4k sides, flat sides facing the jaws)
+    ring = np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+    near = np.concatenate([-np.ones((sides, 1)), ring / taper], axis=-1)
+    far = np.concatenate([np.ones((sides, 1)), ring], axis=-1)
+    return np.concatenate([near, far])
+
+
 def _builtin(points: np.ndarray, name: str) -> np.ndarray:
     return _checked(points, BUILTIN_PREFIX + name)
 
@@ -187,4 +205,6 @@ _BUILTINS = {
     "prism3": lambda: _builtin(prism(3), "prism3"),
     "cup": lambda: _builtin(tapered_cup(), "cup"),
     "wedge": lambda: _builtin(wedge(), "wedge"),
+    "octbar": lambda: _builtin(bar(8), "octbar"),
+    "taper": lambda: _builtin(bar(8, taper=1.4), "taper"),
 }

@@ -9,7 +9,21 @@ One line names the shape, then ``key=value`` pairs (metres, kilograms)::
     ellipsoid length=0.08 width=0.05 height=0.04
     mesh path=mug.obj scale=0.01 mass=0.3   # OBJ or STL, z up; collides as its convex hull
     mesh path=builtin:prism6 scale=0.03,0.03,0.05
+    box length=0.2 width=0.04 height=0.03 mass=0.3 com=0.05   # heavier towards +x
+    hammer length=0.25 handle=0.02 head=0.03 head_width=0.08 head_height=0.03 mass=0.4
+    dumbbell length=0.2 bar=0.015 left=0.03 right=0.05 mass=0.4
+    bottle length=0.22 radius=0.03 neck=0.012 neck_length=0.07 mass=0.3
+    mallet length=0.24 handle=0.02 head=0.05 head_width=0.08 mass=0.35
 
+Compound shapes (:data:`metarl.envs.grasping.shapes.COMPOUNDS`) are made of a few parts of
+different densities; their centre of mass follows from the shape and cannot be given.
+
+``com`` is the centre of mass relative to the centre of the object's bounding box, in the
+object's frame (one number: along x, the long axis of the family's bars; or x,y,z); it must lie
+inside the bounding box. Without it, the centre of mass is that of the solid: the middle of a
+primitive, the centroid of a mesh's hull, and for a compound it follows from its parts (and cannot
+be given). The placement ``at=x,y`` (m, the bounding-box centre on the table, within ±0.15 m) and
+``yaw=`` (degrees about the vertical; 180 lays the object the other way round) default to 0.
 ``scale`` multiplies the file's coordinates (one number, or one per axis). Built-in meshes
 (:func:`metarl.envs.grasping.meshes.builtin_names`) span ``[-1, 1]`` per axis, so their scale is
 their half-extent in metres. ``mass`` defaults to 0.1 kg and ``friction`` to 1.0. Every check
@@ -19,6 +33,7 @@ runs before MuJoCo sees the object and fails with one :class:`~metarl.envs.base.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import shlex
@@ -31,8 +46,10 @@ import yaml
 
 from metarl.envs.base import TaskError, check_finite_range, describe_range
 from metarl.envs.grasping.meshes import BUILTIN_PREFIX, MeshError, mesh_vertices
+from metarl.envs.grasping.shapes import COMPOUNDS, MassProperties, Part, bounding_half_extents, mass_properties
 
-SHAPES = ("box", "cylinder", "sphere", "capsule", "ellipsoid", "mesh")
+PRIMITIVES = ("box", "cylinder", "sphere", "capsule", "ellipsoid", "mesh")
+SHAPES = (*PRIMITIVES, *COMPOUNDS)
 SHAPE_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "box": ("length", "width", "height"),
     "cylinder": ("radius", "height"),
@@ -40,7 +57,9 @@ SHAPE_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "capsule": ("radius", "length"),
     "ellipsoid": ("length", "width", "height"),
     "mesh": ("path", "scale"),
+    **{name: compound.dims for name, compound in COMPOUNDS.items()},
 }
+RADIUS_DIMS = ("radius", "neck")  # dimensions that are half a width
 MAX_GRASP_WIDTH = 0.09  # m: the open gripper's 0.11 m minus 1 cm of clearance on each side
 MIN_EXTENT, MAX_EXTENT = 0.01, 0.3  # m, full extent of the object along any axis
 MASS_RANGE = (0.0, 5.0)  # kg, lower bound excluded
@@ -60,14 +79,21 @@ class ObjectSpec:
         mass: Mass in kg.
         friction: Sliding friction coefficient: of the object-table contact, and (combined with
             the pads' friction) of the finger contacts.
+        com: Centre of mass relative to the bounding-box centre, object frame (m); inside the box.
+            Zero (the default) stands for the solid's own (see :meth:`solid_com`).
+        at: Where the bounding-box centre rests on the table, x and y (m).
+        yaw: Turn about the vertical (degrees) of the object on the table.
     """
 
     shape: str
     dims: tuple[tuple[str, Any], ...]
     mass: float = DEFAULT_MASS
     friction: float = DEFAULT_FRICTION
+    com: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    at: tuple[float, float] = (0.0, 0.0)
+    yaw: float = 0.0
 
-    KEYS: ClassVar[tuple[str, ...]] = ("shape", "mass", "friction")
+    KEYS: ClassVar[tuple[str, ...]] = ("shape", "mass", "friction", "com", "at", "yaw")
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
@@ -92,6 +118,16 @@ class ObjectSpec:
         object.__setattr__(self, "dims", ordered)
         object.__setattr__(self, "mass", float(self.mass))
         object.__setattr__(self, "friction", float(self.friction))
+        com = _checked_com(self.com)
+        if self.shape in COMPOUNDS:
+            _check_compound(self.shape, dict(ordered))
+        solid = self.solid_com()
+        if self.shape in COMPOUNDS and any(com) and not np.allclose(com, solid, rtol=0.0, atol=1e-12):
+            raise TaskError(f"com= cannot be given for a {self.shape}; its centre of mass follows from its parts")
+        object.__setattr__(self, "com", com if any(com) else solid)
+        object.__setattr__(self, "at", _checked_placement(self.at))
+        check_finite_range("yaw", self.yaw, -180.0, 180.0)
+        object.__setattr__(self, "yaw", float(self.yaw))
         _check_fits(self)
 
     def dim(self, name: str) -> Any:
@@ -148,7 +184,10 @@ class ObjectSpec:
         dims = tuple((name, data[name]) for name in dim_names if name in data)
         mass = data.get("mass", DEFAULT_MASS)
         friction = data.get("friction", DEFAULT_FRICTION)
-        return cls(shape=shape, dims=dims, mass=mass, friction=friction)
+        com = data.get("com", (0.0, 0.0, 0.0))
+        at = data.get("at", (0.0, 0.0))
+        yaw = data.get("yaw", 0.0)
+        return cls(shape=shape, dims=dims, mass=mass, friction=friction, com=com, at=at, yaw=yaw)
 
     def to_dict(self) -> dict[str, Any]:
         """The mapping form; :meth:`from_dict` round-trips it."""
@@ -157,6 +196,12 @@ class ObjectSpec:
             out[name] = list(value) if isinstance(value, tuple) else value
         out["mass"] = self.mass
         out["friction"] = self.friction
+        if not np.allclose(self.com, self.solid_com(), rtol=0.0, atol=1e-12):
+            out["com"] = self.com[0] if not any(self.com[1:]) else list(self.com)
+        if any(self.at):
+            out["at"] = list(self.at)
+        if self.yaw:
+            out["yaw"] = self.yaw
         return out
 
     def to_string(self) -> str:
@@ -180,23 +225,48 @@ class ObjectSpec:
             raise TaskError(f"shape={self.shape!r} has no mesh vertices")
         return _load_mesh(self.dim("path")) * np.asarray(self.dim("scale"))
 
+    def parts(self) -> tuple[Part, ...]:
+        """The object's solid parts, object frame (bounding box centred on the origin)."""
+        if self.shape in COMPOUNDS:
+            return COMPOUNDS[self.shape].build(dict(self.dims))
+        if self.shape == "mesh":
+            half = np.abs(self.mesh_points()).max(axis=0)
+            return (Part("mesh", (float(half[0]), float(half[1]), float(half[2]))),)
+        if self.shape in ("box", "ellipsoid"):
+            half = (self.dim("length") / 2, self.dim("width") / 2, self.dim("height") / 2)
+            return (Part(self.shape, half),)
+        r = self.dim("radius")
+        if self.shape == "cylinder":  # standing
+            return (Part("cylinder", (r, r, self.dim("height") / 2), axis="z"),)
+        if self.shape == "sphere":
+            return (Part("sphere", (r, r, r)),)
+        return (Part("capsule", (self.dim("length") / 2, r, r), axis="x"),)  # lying along x
+
+    def solid_com(self) -> tuple[float, float, float]:
+        """The centre of mass of the solid at uniform density (per part for a compound): the middle
+        of a primitive, the centroid of a mesh's convex hull, the parts' combination for a compound."""
+        if self.shape in COMPOUNDS:
+            com = mass_properties(self.parts(), 1.0).com
+        elif self.shape == "mesh":
+            com = hull_centroid(self.dim("path"), self.dim("scale"))
+        else:
+            return (0.0, 0.0, 0.0)
+        return (float(com[0]), float(com[1]), float(com[2]))
+
+    def mass_properties(self) -> MassProperties:
+        """Centre of mass and inertia: from the parts of a compound, else the solid's own inertia
+        about its centre with the centre of mass moved to ``com`` (a weight hidden inside)."""
+        props = mass_properties(self.parts(), self.mass)
+        return dataclasses.replace(props, com=np.asarray(self.com, dtype=np.float64))
+
     def half_extents(self) -> np.ndarray:
         """``[3]`` half-extents (m) of the object's bounding box in its resting pose."""
-        if self.shape == "mesh":
-            return np.asarray(np.abs(self.mesh_points()).max(axis=0), dtype=np.float64)
-        if self.shape in ("box", "ellipsoid"):
-            return np.array([self.dim("length"), self.dim("width"), self.dim("height")]) / 2
-        if self.shape == "cylinder":
-            r = self.dim("radius")
-            return np.array([r, r, self.dim("height") / 2])
-        if self.shape == "sphere":
-            return np.full(3, self.dim("radius"))
-        r = self.dim("radius")  # capsule, lying along x
-        return np.array([self.dim("length") / 2, r, r])
+        return bounding_half_extents(self.parts())
 
     def grasp_width(self) -> float:
-        """Narrowest horizontal extent of the resting object (m): what the fingers must span."""
-        return float(2 * self.half_extents()[:2].min())
+        """Width across the jaws (y) of the object's narrowest part (m): the least the fingers
+        must span to pinch it somewhere. The hand does not turn; objects lie along x."""
+        return float(2 * min(part.size[1] for part in self.parts()))
 
 
 def load_object(source: str | os.PathLike[str] | Mapping[str, Any]) -> ObjectSpec:
@@ -266,7 +336,7 @@ def _checked_dimension(shape: str, name: str, value: Any) -> Any:
         for axis, entry in zip("xyz", scale, strict=False):
             check_finite_range(f"scale.{axis}" if len(scale) == 3 else "scale", entry, 0.0, None, low_open=True)
         return tuple(float(s) for s in scale)
-    low, high = (MIN_EXTENT / 2, MAX_EXTENT / 2) if name == "radius" else (MIN_EXTENT, MAX_EXTENT)
+    low, high = (MIN_EXTENT / 2, MAX_EXTENT / 2) if name in RADIUS_DIMS else (MIN_EXTENT, MAX_EXTENT)
     check_finite_range(name, value, low, high)
     return float(value)
 
@@ -276,6 +346,78 @@ def _load_mesh(path: str) -> np.ndarray:
         return mesh_vertices(path)
     except MeshError as err:
         raise TaskError(str(err)) from None
+
+
+def _checked_com(value: Any) -> tuple[float, float, float]:
+    """``com`` as three floats: one number is an offset along x."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(items) == 1:
+        items += [0.0, 0.0]
+    if len(items) != 3:
+        raise TaskError(
+            f"com={value!r} must be one number (along x) or three (x,y,z); allowed: metres inside the object"
+        )
+    for axis, entry in zip("xyz", items, strict=True):
+        check_finite_range(f"com.{axis}", entry, -MAX_EXTENT / 2, MAX_EXTENT / 2)
+    return (float(items[0]), float(items[1]), float(items[2]))
+
+
+PLACEMENT_LIMIT = 0.15  # m: |x|, |y| of an object's centre on the table, within the hand's reach
+
+
+def _checked_placement(value: Any) -> tuple[float, float]:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(items) != 2:
+        raise TaskError(f"at={value!r} must be two numbers x,y (m); allowed: each in [-0.15, 0.15]")
+    for axis, entry in zip("xy", items, strict=True):
+        check_finite_range(f"at.{axis}", entry, None, None)
+        if abs(entry) > PLACEMENT_LIMIT:
+            allowed = describe_range(-PLACEMENT_LIMIT, PLACEMENT_LIMIT)
+            raise TaskError(
+                f"at.{axis}={entry:g} places the object off the table's reachable area; allowed: {allowed} m"
+            )
+    return (float(items[0]), float(items[1]))
+
+
+@functools.lru_cache(maxsize=256)
+def hull_centroid(path: str, scale: tuple[float, ...]) -> np.ndarray:
+    """``[3]`` centroid (m) of the convex hull of a mesh's scaled vertices, bounding box centred,
+    as MuJoCo computes it for the mesh's inertia."""
+    import mujoco  # here: objects are parsed without MuJoCo otherwise
+
+    points = _load_mesh(path) * np.asarray(scale)
+    spec = mujoco.MjSpec()
+    spec.add_mesh(name="hull", uservert=points.ravel().tolist())
+    body = spec.worldbody.add_body(name="solid")
+    body.add_freejoint()
+    body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname="hull", density=1000.0)
+    try:
+        model = spec.compile()
+    except ValueError as err:
+        raise TaskError(f"path={path!r}: MuJoCo cannot build the mesh's hull ({' '.join(str(err).split())})") from None
+    return np.array(model.body_ipos[1], dtype=np.float64)
+
+
+def _check_compound(shape: str, dims: dict[str, Any]) -> None:
+    """Proportions a compound needs to be built at all (its parts must fit in its length)."""
+    length = dims["length"]
+    if shape in ("hammer", "mallet") and dims["head"] >= length:
+        raise TaskError(
+            f"head={dims['head']:g} of a {shape} must be shorter than length={length:g}; allowed: (0, length)"
+        )
+    if shape == "dumbbell" and dims["left"] + dims["right"] >= length:
+        raise TaskError(
+            f"left + right = {dims['left'] + dims['right']:g} of a dumbbell must be shorter than length={length:g}"
+            "; allowed: (0, length)"
+        )
+    if shape == "bottle":
+        if dims["neck"] >= dims["radius"]:
+            raise TaskError(
+                f"neck={dims['neck']:g} of a bottle must be below radius={dims['radius']:g}; allowed: (0, radius)"
+            )
+        if dims["neck_length"] >= length - 2 * dims["radius"]:
+            allowed = describe_range(0.0, length - 2 * dims["radius"], low_open=True, high_open=True)
+            raise TaskError(f"neck_length={dims['neck_length']:g} of a bottle is too long; allowed: {allowed}")
 
 
 def _check_fits(spec: ObjectSpec) -> None:
@@ -293,11 +435,19 @@ def _check_fits(spec: ObjectSpec) -> None:
                 raise TaskError(
                     f"scale={scale} makes the mesh {value:.4g} m along {axis}, too {size}; allowed: {allowed} m"
                 )
+    half = spec.half_extents()
+    for axis, offset, limit in zip("xyz", spec.com, half, strict=True):
+        if abs(offset) > limit:
+            raise TaskError(
+                f"com.{axis}={offset:g} lies outside the object; allowed: {describe_range(-limit, limit)} m "
+                "(within its bounding box)"
+            )
     width = spec.grasp_width()
     if width > MAX_GRASP_WIDTH + 1e-12:
         raise TaskError(
             f"{spec.shape} grasp width={width:.4g} m is too large for the open gripper; "
-            f"allowed: {describe_range(0.0, MAX_GRASP_WIDTH, low_open=True)} m (narrower horizontal side)"
+            f"allowed: {describe_range(0.0, MAX_GRASP_WIDTH, low_open=True)} m (across the jaws, y, "
+            "of its narrowest part)"
         )
     if not math.isfinite(width):
         raise TaskError(f"{spec.shape} has a non-finite size")

@@ -29,37 +29,27 @@ class PhysicsState:
             coordinate: long rows, cheap to compute on.
         qvel: ``[B, nv]`` joint velocities (likewise).
         hand_pos: ``[B, 3]`` pinch point position (m).
-        hand_yaw: ``[B]`` hand yaw (rad).
         finger_pos: ``[B, 2]`` finger positions, the half-gap of each pad (m).
         hand_vel: ``[B, 3]`` pinch point velocity (m/s).
-        hand_yaw_rate: ``[B]`` (rad/s).
         finger_vel: ``[B, 2]`` (m/s).
         object_pos: ``[B, 3]`` object body origin (m).
         object_quat: ``[B, 4]`` object orientation (w, x, y, z).
         object_vel: ``[B, 3]`` object linear velocity, world frame (m/s).
         object_angvel: ``[B, 3]`` object angular velocity, object frame (rad/s).
-        touch: ``[B, 2]`` bool, the left / right finger touches the object (last substep).
-        hand_pose: ``[B, 4]`` ``hand_pos`` and ``hand_yaw`` side by side.
-        hand_pose_rate: ``[B, 4]`` ``hand_vel`` and ``hand_yaw_rate`` side by side.
-        object_twist: ``[B, 6]`` ``object_vel`` and ``object_angvel`` side by side.
+        touch: ``[B, 2]`` bool, the left / right pad presses on the object's side (last substep).
     """
 
     qpos: np.ndarray
     qvel: np.ndarray
     hand_pos: np.ndarray
-    hand_yaw: np.ndarray
     finger_pos: np.ndarray
     hand_vel: np.ndarray
-    hand_yaw_rate: np.ndarray
     finger_vel: np.ndarray
     object_pos: np.ndarray
     object_quat: np.ndarray
     object_vel: np.ndarray
     object_angvel: np.ndarray
     touch: np.ndarray
-    hand_pose: np.ndarray
-    hand_pose_rate: np.ndarray
-    object_twist: np.ndarray
 
 
 # Quaternion components (w, x, y, z = 0, 1, 2, 3) multiplied pairwise: the x axis is
@@ -103,6 +93,15 @@ def axes_rows(quat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return axes
 
 
+PINCH_NORMAL = 0.5  # |normal · y| above which a contact presses across the jaws, not on a pad's edge from above
+
+
+def _pinching(touch: np.ndarray) -> np.ndarray:
+    """``[B, 2]`` bool: each pad presses on the object's side, from ``[B, 2 * TOUCH_DATA]`` sensor data."""
+    data = touch.reshape(len(touch), 2, scene.TOUCH_DATA)
+    return (data[:, :, 0] > 0) & (np.abs(data[:, :, 2]) > PINCH_NORMAL)
+
+
 class GraspPhysics:
     """``num_envs`` grasping scenes on ``num_threads`` threads.
 
@@ -143,7 +142,7 @@ class GraspPhysics:
         """Resets every simulation: fingers open, the hand and the object at the given poses.
 
         Args:
-            hand: ``[B, 4]`` pinch point x, y, z (m) and yaw (rad).
+            hand: ``[B, 3]`` pinch point x, y, z (m).
             objects: ``[B, 7]`` object position (m) and quaternion (w, x, y, z).
         """
         physics, layout = self._bound()
@@ -152,8 +151,8 @@ class GraspPhysics:
         qpos[:, layout.finger_qpos] = scene.FINGER_OPEN
         qpos[:, layout.object_qpos] = objects
         ctrl = np.empty((self.num_envs, len(self._ctrl_low)))
-        ctrl[:, :4] = hand
-        ctrl[:, 4:6] = scene.FINGER_OPEN
+        ctrl[:, :3] = hand
+        ctrl[:, 3:5] = scene.FINGER_OPEN
         physics.reset(qpos, np.zeros_like(physics.qvel), ctrl)
         self._state = self._read()
 
@@ -161,7 +160,7 @@ class GraspPhysics:
         """Sets the actuator targets and advances the active simulations by one control step.
 
         Args:
-            target: ``[B, 6]`` position targets: pinch point x, y, z (m), yaw (rad), fingers (m).
+            target: ``[B, 5]`` position targets: pinch point x, y, z (m), fingers (m).
             active: ``[B]`` bool; inactive (finished) simulations are left as they are.
 
         Returns:
@@ -198,19 +197,14 @@ class GraspPhysics:
             qpos=q.T,
             qvel=v.T,
             hand_pos=q[h : h + 3].T,
-            hand_yaw=q[h + 3],
             finger_pos=q[layout.finger_qpos].T,
             hand_vel=v[hd : hd + 3].T,
-            hand_yaw_rate=v[hd + 3],
             finger_vel=v[layout.finger_dof].T,
             object_pos=q[o : o + 3].T,
             object_quat=q[o + 3 : o + 7].T,
             object_vel=v[d : d + 3].T,
             object_angvel=v[d + 3 : d + 6].T,
-            touch=physics.output("sensordata")[:, layout.touch] > 0,
-            hand_pose=q[h : h + 4].T,
-            hand_pose_rate=v[hd : hd + 4].T,
-            object_twist=v[d : d + 6].T,
+            touch=_pinching(physics.output("sensordata")[:, layout.touch]),
         )
 
     def render(self, index: int, width: int, height: int) -> np.ndarray:

@@ -1,9 +1,10 @@
 """The grasping scene, built with ``mujoco.MjSpec``: a table, a parallel-jaw gripper and one object.
 
-The gripper's hand moves on three slide joints (x, y, z) and one yaw hinge, each driven by a
-position actuator; gravity compensation carries the hand. Two fingers slide towards each other
-on force-limited position actuators, so a command past closed squeezes with at most
-``GRIP_FORCE`` newtons. Objects are held by friction at the finger pads alone.
+The gripper's hand moves on three slide joints (x, y, z), each driven by a position actuator;
+gravity compensation carries the hand. Its two fingers close along the world y axis: they slide
+towards each other on force-limited position actuators, so a command past closed squeezes with at
+most ``GRIP_FORCE`` newtons. Objects are held by friction at the finger pads alone: an object
+pinched away from its centre of mass turns in the grip under its own weight.
 
 Every object gives the same ``mjData`` layout, so one ``mujoco.batch.Batch`` runs any mix of
 them (``Batch.set_models``): the object body always has one geom, an explicit diagonal inertia
@@ -22,23 +23,26 @@ import numpy as np
 
 from metarl.envs.grasping.meshes import BUILTIN_PREFIX, builtin_names, mesh_vertices
 from metarl.envs.grasping.objects import ObjectSpec
+from metarl.envs.grasping.shapes import MAX_PARTS, Part
 from metarl.envs.mujoco_batch import quiet_mujoco_log
 
 TIMESTEP = 0.004  # s
-SUBSTEPS = 5  # physics steps per control step: 50 Hz control
-GRIP_FORCE = 15.0  # N, largest squeeze of each finger
+SUBSTEPS = 10  # physics steps per control step: 25 Hz control
+GRIP_FORCE = 5.0  # N, largest squeeze of each finger
 FINGER_OPEN = 0.055  # m, half-gap between the pads when open
 FINGER_CLOSED_TARGET = -0.02  # m, the position target that "close" commands (past touching)
 PAD_HALF = (0.012, 0.004, 0.02)  # m, pad half-sizes: along the jaw, thickness, height
 PAD_FRICTION = 1.2
 HAND_RANGE = ((-0.2, 0.2), (-0.2, 0.2), (PAD_HALF[2] + 0.002, 0.35))  # m, pinch-point workspace
-YAW_RANGE = (-math.pi / 2, math.pi / 2)
-HAND_HOME = (0.0, 0.0, 0.2)  # m, pinch point at reset (before jitter)
+HAND_HOME = (0.0, 0.0, 0.09)  # m, pinch point at reset (before jitter)
 OBJECT_DROP = 0.0005  # m, gap between the object and the table at reset
 CAMERA = "overview"
 MAX_HULL_VERTICES = 64
 
-HAND_JOINTS = ("hand_x", "hand_y", "hand_z", "hand_yaw")
+HAND_JOINTS = ("hand_x", "hand_y", "hand_z")
+# MuJoCo treats a free body whose centre of mass is exactly its origin as "simple", which changes
+# mjData's layout; a batch needs one layout, so every object's centre of mass sits 1 µm lower.
+_NOT_SIMPLE = 1e-6  # m
 FINGER_JOINTS = ("finger_left", "finger_right")
 
 
@@ -62,11 +66,11 @@ class SceneLayout:
     for every object (the gripper's joints come first, then the object's free joint).
 
     Attributes:
-        hand_qpos: x, y, z, yaw (4 entries). ``hand_dof`` likewise.
+        hand_qpos: x, y, z (3 entries). ``hand_dof`` likewise.
         finger_qpos: Left and right finger (2 entries). ``finger_dof`` likewise.
         object_qpos: The object's free joint: position and quaternion (7 entries).
         object_dof: Its linear (world frame) and angular (body frame) velocity (6 entries).
-        touch: "Left / right finger touches the object" contact-sensor counts (2 entries).
+        touch: Left then right finger's contact sensor with the object (``2 * TOUCH_DATA`` entries).
     """
 
     hand_qpos: slice
@@ -78,41 +82,32 @@ class SceneLayout:
     touch: slice
 
 
-def object_geom(spec: ObjectSpec) -> tuple[mujoco.mjtGeom, np.ndarray]:
-    """MuJoCo geom type and size of an object (its long axis along body x for capsules)."""
-    if spec.shape == "box":
-        return mujoco.mjtGeom.mjGEOM_BOX, spec.half_extents()
-    if spec.shape == "ellipsoid":
-        return mujoco.mjtGeom.mjGEOM_ELLIPSOID, spec.half_extents()
-    if spec.shape == "cylinder":
-        return mujoco.mjtGeom.mjGEOM_CYLINDER, np.array([spec.dim("radius"), spec.dim("height") / 2, 0])
-    if spec.shape == "sphere":
-        return mujoco.mjtGeom.mjGEOM_SPHERE, np.array([spec.dim("radius"), 0, 0])
-    if spec.shape == "capsule":
-        r = spec.dim("radius")
-        return mujoco.mjtGeom.mjGEOM_CAPSULE, np.array([r, spec.dim("length") / 2 - r, 0])
-    return mujoco.mjtGeom.mjGEOM_MESH, np.zeros(3)
+_GEOM_TYPES = {
+    "box": mujoco.mjtGeom.mjGEOM_BOX,
+    "ellipsoid": mujoco.mjtGeom.mjGEOM_ELLIPSOID,
+    "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
+    "capsule": mujoco.mjtGeom.mjGEOM_CAPSULE,
+    "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
+    "mesh": mujoco.mjtGeom.mjGEOM_MESH,
+}
+_S = math.sqrt(0.5)
+_AXIS_QUAT = {
+    "x": [_S, 0.0, _S, 0.0],
+    "y": [_S, -_S, 0.0, 0.0],
+    "z": [1.0, 0.0, 0.0, 0.0],
+}  # turns geom z onto the axis
 
 
-def object_inertia(spec: ObjectSpec) -> np.ndarray:
-    """``[3]`` diagonal inertia (kg m²) about the body frame: solid primitives, and a solid box of
-    the bounding box for meshes (a mesh's body frame is its bounding-box centre)."""
-    m = spec.mass
-    if spec.shape == "sphere":
-        return np.full(3, 0.4 * m * spec.dim("radius") ** 2)
-    if spec.shape == "cylinder":
-        r, h = spec.dim("radius"), spec.dim("height")
-        side = m * (3 * r**2 + h**2) / 12
-        return np.array([side, side, 0.5 * m * r**2])
-    if spec.shape == "ellipsoid":
-        a, b, c = spec.half_extents()
-        return m / 5 * np.array([b**2 + c**2, a**2 + c**2, a**2 + b**2])
-    if spec.shape == "capsule":  # a cylinder of the full length: close, and positive definite
-        r, length = spec.dim("radius"), spec.dim("length")
-        side = m * (3 * r**2 + length**2) / 12
-        return np.array([0.5 * m * r**2, side, side])
-    a, b, c = 2 * spec.half_extents()  # box and mesh
-    return m / 12 * np.array([b**2 + c**2, a**2 + c**2, a**2 + b**2])
+def part_geom(part: Part) -> tuple[mujoco.mjtGeom, list[float], list[float]]:
+    """MuJoCo geom type, size and orientation (quaternion) of one part."""
+    if part.kind in ("capsule", "cylinder"):
+        r, h = part.radius, part.half_length
+        size = [r, h - r if part.kind == "capsule" else h, 0.0]
+        return _GEOM_TYPES[part.kind], size, _AXIS_QUAT[part.axis]
+    if part.kind == "sphere":
+        return _GEOM_TYPES["sphere"], [part.radius, 0.0, 0.0], _AXIS_QUAT["z"]
+    size = [0.0, 0.0, 0.0] if part.kind == "mesh" else list(part.size)
+    return _GEOM_TYPES[part.kind], size, _AXIS_QUAT["z"]
 
 
 def resting_height(spec: ObjectSpec) -> float:
@@ -202,7 +197,7 @@ def scene_layout(model: mujoco.MjModel) -> SceneLayout:
         hand_dof=joints(HAND_JOINTS, model.jnt_dofadr, 1),
         finger_dof=joints(FINGER_JOINTS, model.jnt_dofadr, 1),
         object_dof=joints(("object",), model.jnt_dofadr, 6),
-        touch=span([int(model.sensor_adr[model.sensor(n).id]) for n in ("touch_left", "touch_right")], 1),
+        touch=span([int(model.sensor_adr[model.sensor(n).id]) for n in ("touch_left", "touch_right")], TOUCH_DATA),
     )
 
 
@@ -262,16 +257,8 @@ def _add_assets(s: mujoco.MjSpec) -> None:
 def _add_gripper(s: mujoco.MjSpec, config: SceneConfig) -> None:
     hand = s.worldbody.add_body(name="hand", gravcomp=1.0)
     axes = ([1, 0, 0], [0, 1, 0], [0, 0, 1])
-    for name, axis, limits in zip(HAND_JOINTS[:3], axes, HAND_RANGE, strict=True):
+    for name, axis, limits in zip(HAND_JOINTS, axes, HAND_RANGE, strict=True):
         hand.add_joint(name=name, type=mujoco.mjtJoint.mjJNT_SLIDE, axis=axis, range=limits, damping=10.0, armature=0.1)
-    hand.add_joint(
-        name="hand_yaw",
-        type=mujoco.mjtJoint.mjJNT_HINGE,
-        axis=[0, 0, 1],
-        range=YAW_RANGE,
-        damping=0.5,
-        armature=0.002,
-    )
     finger_top = PAD_HALF[2] + 0.06  # the palm sits this high above the pinch point
     hand.add_geom(
         name="palm",
@@ -298,7 +285,7 @@ def _add_gripper(s: mujoco.MjSpec, config: SceneConfig) -> None:
             type=mujoco.mjtJoint.mjJNT_SLIDE,
             axis=[0, sign, 0],
             range=[0.0, FINGER_OPEN],
-            damping=40.0,
+            damping=5.0,
             armature=0.01,
         )
         finger.add_geom(
@@ -321,13 +308,10 @@ def _add_gripper(s: mujoco.MjSpec, config: SceneConfig) -> None:
             mass=0.05,
         )
     s.add_exclude(bodyname1="finger_left", bodyname2="finger_right")
-    for name, (low, high) in zip(HAND_JOINTS[:3], HAND_RANGE, strict=True):
+    for name, (low, high) in zip(HAND_JOINTS, HAND_RANGE, strict=True):
         act = s.add_actuator(name=f"act_{name}", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         act.set_to_position(kp=2000.0, kv=120.0)
         act.ctrlrange = [low, high]
-    yaw = s.add_actuator(name="act_hand_yaw", target="hand_yaw", trntype=mujoco.mjtTrn.mjTRN_JOINT)
-    yaw.set_to_position(kp=20.0, kv=1.5)
-    yaw.ctrlrange = list(YAW_RANGE)
     for side in ("left", "right"):
         act = s.add_actuator(name=f"act_finger_{side}", target=f"finger_{side}", trntype=mujoco.mjtTrn.mjTRN_JOINT)
         act.set_to_position(kp=1500.0)
@@ -335,8 +319,14 @@ def _add_gripper(s: mujoco.MjSpec, config: SceneConfig) -> None:
         act.forcerange = [-config.grip_force, config.grip_force]
 
 
+TOUCH_DATA = 4  # sensor entries per pad: contacts found, then the strongest contact's normal (world x, y, z)
+
+
 def _add_touch_sensors(s: mujoco.MjSpec) -> None:
-    """ "The left / right finger touches the object" sensors (added with the object they refer to)."""
+    """Contact sensors between each finger and the object: whether they touch, and the normal of
+    the strongest contact, so that a pad resting on top of the object (normal vertical) can be
+    told from a pad pressing on its side (normal across the jaws).
+    """
     for side in ("left", "right"):
         s.add_sensor(
             name=f"touch_{side}",
@@ -345,7 +335,7 @@ def _add_touch_sensors(s: mujoco.MjSpec) -> None:
             objname=f"finger_{side}",
             reftype=mujoco.mjtObj.mjOBJ_BODY,
             refname="object",
-            intprm=[1, 0, 1],  # data=found, reduce=none, num=1
+            intprm=[1 | 32, 2, 1],  # data = found + normal, reduce = strongest contact, one contact
         )
 
 
@@ -354,16 +344,24 @@ def pad_contact_friction(spec: ObjectSpec, config: SceneConfig) -> float:
     return math.sqrt(spec.friction * config.pad_friction)
 
 
+_UNUSED_PART_POS = [0.0, 0.0, -1.0]  # m below the object: no pad reaches it
+_UNUSED_PART_BIT = 2
+
+
 def _add_object(s: mujoco.MjSpec, spec: ObjectSpec, library: tuple[str, ...], config: SceneConfig) -> None:
+    """The object: a free body with :data:`MAX_PARTS` geoms (unused ones tiny, disabled and out of
+    reach, so every object gives one mjData layout), its mass properties set explicitly."""
+    props = spec.mass_properties()
+    inertia = props.inertia
     body = s.worldbody.add_body(
         name="object",
         pos=[0, 0, resting_height(spec) + OBJECT_DROP],
         mass=spec.mass,
-        inertia=object_inertia(spec).tolist(),
+        ipos=[float(props.com[0]), float(props.com[1]), float(props.com[2]) - _NOT_SIMPLE],
+        fullinertia=[inertia[0, 0], inertia[1, 1], inertia[2, 2], inertia[0, 1], inertia[0, 2], inertia[1, 2]],
         explicitinertial=True,
     )
     body.add_freejoint(name="object")
-    geom_type, size = object_geom(spec)
     own = spec.dim("path") if spec.shape == "mesh" else None
     if own is not None and own not in library:
         library = (*library, own)
@@ -371,22 +369,39 @@ def _add_object(s: mujoco.MjSpec, spec: ObjectSpec, library: tuple[str, ...], co
         # unused meshes are shrunk out of the way; scale never changes a mesh's hull topology
         points = spec.mesh_points() if path == own else mesh_vertices(path) * 0.01
         s.add_mesh(name=f"mesh{index}", uservert=points.ravel().tolist(), maxhullvert=MAX_HULL_VERTICES)
-    quat = [1.0, 0.0, 0.0, 0.0]
-    if spec.shape == "capsule":  # capsule axis along body x: it lies on its side
-        quat = [math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0]
-    geom = body.add_geom(
-        name="object",
-        type=geom_type,
-        size=size.tolist(),
-        quat=quat,
-        material="object",
-        friction=[spec.friction, 0.005, 0.0001],
-        condim=4,
-        priority=1,
-        mass=0.0,
-    )
-    if geom_type == mujoco.mjtGeom.mjGEOM_MESH:
-        geom.meshname = f"mesh{library.index(own)}"
+    parts = spec.parts()
+    if len(parts) > MAX_PARTS:
+        raise ValueError(f"{spec.shape} has {len(parts)} parts; allowed: at most {MAX_PARTS}")
     mu = pad_contact_friction(spec, config)
-    for side in ("left", "right"):  # an explicit pair replaces the pad-object contact MuJoCo would make
-        s.add_pair(geomname1=f"pad_{side}", geomname2="object", condim=4, friction=[mu, mu, 0.01, 1e-4, 1e-4])
+    for index in range(MAX_PARTS):
+        name = f"object{index}"
+        if index < len(parts):
+            part = parts[index]
+            geom_type, size, quat = part_geom(part)
+            geom = body.add_geom(
+                name=name,
+                type=geom_type,
+                size=size,
+                pos=list(part.pos),
+                quat=quat,
+                material="object",
+                friction=[spec.friction, 0.005, 0.0001],
+                condim=4,
+                priority=1,
+                mass=0.0,
+            )
+            if geom_type == mujoco.mjtGeom.mjGEOM_MESH:
+                geom.meshname = f"mesh{library.index(own)}"
+        else:
+            body.add_geom(
+                name=name,
+                type=mujoco.mjtGeom.mjGEOM_SPHERE,
+                size=[1e-3, 0.0, 0.0],
+                pos=_UNUSED_PART_POS,
+                contype=_UNUSED_PART_BIT,  # a bit no other geom has: in the collision tree (same
+                conaffinity=_UNUSED_PART_BIT,  # layout as a used part) but never in contact
+                rgba=[0, 0, 0, 0],
+                mass=0.0,
+            )
+        for side in ("left", "right"):  # an explicit pair replaces the pad-object contact MuJoCo would make
+            s.add_pair(geomname1=f"pad_{side}", geomname2=name, condim=4, friction=[mu, mu, 0.01, 1e-4, 1e-4])
