@@ -32,7 +32,7 @@ Action             Meaning                                                      
 =================  ====================================================================  ========
 
 Targets are relative to the hand's current position and clipped to the workspace (x, y in
-[-0.2, 0.2] m, pinch height in [0.022, 0.35] m). One control step is 10 physics steps of 4 ms
+[-0.2, 0.2] m, pinch height in [0.022, 0.35] m). One control step is 5 physics steps of 8 ms
 (25 Hz); an episode is truncated after ``horizon`` = 50 steps (2 s).
 
 Reward, the sum of four named terms (in ``info``), per step:

@@ -26,8 +26,8 @@ from metarl.envs.grasping.objects import ObjectSpec
 from metarl.envs.grasping.shapes import MAX_PARTS, Part
 from metarl.envs.mujoco_batch import quiet_mujoco_log
 
-TIMESTEP = 0.004  # s
-SUBSTEPS = 10  # physics steps per control step: 25 Hz control
+TIMESTEP = 0.008  # s
+SUBSTEPS = 5  # physics steps per control step: 25 Hz control
 GRIP_FORCE = 5.0  # N, largest squeeze of each finger
 FINGER_OPEN = 0.055  # m, half-gap between the pads when open
 FINGER_CLOSED_TARGET = -0.02  # m, the position target that "close" commands (past touching)
