@@ -122,6 +122,20 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub.add_parser("families", help="list the task families, their parameters and ranges")
+
+    gap = sub.add_parser(
+        "gap",
+        help="the grasp family's adaptation gap: an oracle that knows each object against blind controllers",
+        description="Runs the scripted oracle (reads each object's specification), every fixed blind pinch plan "
+        "and the probing blind controller (both read only the observation) on a set of objects, and prints "
+        "their success per object class.",
+    )
+    gap.add_argument(
+        "--objects", default="test", help="test (the held-out set, default) or train:N (N training objects)"
+    )
+    gap.add_argument("--repeats", type=int, default=2, help="episodes per object, each with its own reset (default 2)")
+    gap.add_argument("--seed", type=int, default=0, help="seed of the resets and of drawn training objects (default 0)")
+    gap.add_argument("--set", dest="overrides", action="append", default=[], metavar="family.KEY=VALUE")
     return parser
 
 
@@ -135,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "render": _render,
         "bench": _bench,
         "families": _families,
+        "gap": _gap,
     }
     try:
         with warnings.catch_warnings():
@@ -376,3 +391,27 @@ def _families(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _gap(args: argparse.Namespace) -> int:
+    from metarl.envs.grasping import GraspObject
+    from metarl.envs.grasping.controllers import adaptation_gap
+
+    for text in args.overrides:
+        if not text.startswith("family."):
+            raise CliError(f"--set {text!r}: gap takes only family options (family.KEY=VALUE)")
+    config = load_config(None, ["family.name=GraspObject", *args.overrides])
+    family = GraspObject(config.family.options)
+    if args.repeats < 1 or args.repeats > 100:
+        raise CliError(f"--repeats={args.repeats} is out of range; allowed: 1..100")
+    kind, _, count = args.objects.partition(":")
+    if args.objects == "test":
+        tasks = family.test_tasks()
+    elif kind == "train" and count.isdigit() and 1 <= int(count) <= 1000:
+        tasks = family.sample_tasks(int(count), np.random.default_rng(args.seed))
+    else:
+        raise CliError(f"--objects={args.objects!r} is not allowed; allowed: test, train:N with N in 1..1000")
+    report = adaptation_gap(family, tasks, repeats=args.repeats, seed=args.seed)
+    print(f"GraspObject, {args.objects} objects x {args.repeats} episodes")
+    print(report.format())
+    return 0

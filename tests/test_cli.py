@@ -40,7 +40,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "adapt", "render", "bench", "families"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "adapt", "render", "bench", "families", "gap"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -165,3 +165,25 @@ def test_families_marks_finite_task_spaces(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "HalfCheetahDir" in out and "test tasks: 2 (the whole task space; training sees them too)" in out
     assert "GraspObject" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--objects", "all"], "--objects='all'"),
+        (["--objects", "train:0"], "--objects='train:0'"),
+        (["--repeats", "0"], "--repeats=0"),
+        (["--set", "run.seed=3"], "only family options"),
+        (["--set", "family.grip_force=-1"], "family.grip_force"),
+    ],
+)
+def test_gap_refuses_bad_input_in_one_line(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gap", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+
+
+def test_gap_prints_the_table_per_class(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gap", "--objects", "train:2", "--repeats", "1", "--seed", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "oracle" in out and "\nall " in out and "best fixed blind plan: pinch" in out

@@ -126,7 +126,7 @@ class ProbingController:
         gain: How far to move the second pinch per metre the tracked point sank below the hand.
     """
 
-    def __init__(self, n: int, probe: float = -0.03, gain: float = 2.0):
+    def __init__(self, n: int, probe: float = 0.03, gain: float = 10.0):
         self.first = PinchPlan.fixed(n, probe)
         self.probe, self.gain = probe, gain
         self.lift_at = 8 + 6 + _CLOSE_STEPS
@@ -198,7 +198,7 @@ def blind_plans() -> list[tuple[str, PinchPlan]]:
 
 def probing_variants() -> list[tuple[str, float, float]]:
     """``(name, probe, gain)`` of the probing controllers tried."""
-    return [(f"probe {100 * p:+.0f} cm, gain {g:g}", p, g) for p in (-0.04, -0.02, 0.02, 0.04) for g in (1.0, 2.0, 4.0)]
+    return [(f"probe {100 * p:+.0f} cm, gain {g:g}", p, g) for p in (-0.03, 0.03) for g in (6.0, 10.0, 14.0)]
 
 
 @dataclasses.dataclass(frozen=True)
