@@ -22,9 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from metarl.envs.base import Task
-from metarl.envs.grasping.family import MOVE_STEP, GraspObject, GraspTask
+from metarl.envs.grasping.family import HIGH, LOW, MOVE_STEP, REACH, GraspObject, GraspTask
 from metarl.envs.grasping.objects import ObjectSpec
-from metarl.envs.grasping.scene import HAND_RANGE, PAD_HALF, resting_height
+from metarl.envs.grasping.scene import HAND_RANGE, resting_height
 
 APPROACH_HEIGHT = 0.09  # m, pinch height while moving over the object
 _FLOOR = HAND_RANGE[2][0]  # the lowest pinch height
@@ -52,49 +52,63 @@ class PinchPlan:
         return cls(np.full(n, offset), np.full(n, height), np.full(n, grip))
 
 
-def oracle_plan(specs: Sequence[ObjectSpec]) -> PinchPlan:
-    """Pinch at the centre of mass, the pads kept on one part: the one under the centre of mass
-    that the jaws can span (the narrowest, if several), at that part's mid-height."""
+def com_plan(specs: Sequence[ObjectSpec]) -> PinchPlan:
+    """Pinch right at the centre of mass (turned with the object's yaw), at the mid-height of the
+    part under it, as low as the hand goes if lower."""
     offsets, heights = [], []
     for spec in specs:
         com = spec.com[0]
-        turned = math.cos(math.radians(spec.yaw)) < 0  # laid the other way round: +x of the object is -x
-        rest = resting_height(spec)
-        candidates = [
-            p for p in spec.parts() if p.pos[0] - p.size[0] <= com <= p.pos[0] + p.size[0] and p.size[1] <= 0.045
-        ]
-        if not candidates:
-            offsets.append(-com if turned else com)
-            heights.append(rest)
-            continue
-        part = min(candidates, key=lambda p: p.size[1])
-        low, high = part.pos[0] - part.size[0] + PAD_HALF[0], part.pos[0] + part.size[0] - PAD_HALF[0]
-        pinch = float(np.clip(com, low, high)) if low <= high else part.pos[0]
-        offsets.append(-pinch if turned else pinch)
-        heights.append(rest + part.pos[2])
-    n = len(specs)
-    return PinchPlan(np.array(offsets), np.maximum(np.array(heights), _FLOOR), np.ones(n))
+        under = [p for p in spec.parts() if abs(com - p.pos[0]) <= p.size[0]]
+        part = min(under, key=lambda p: p.size[1]) if under else None
+        offsets.append(-com if math.cos(math.radians(spec.yaw)) < 0 else com)  # laid the other way round
+        heights.append(resting_height(spec) + (part.pos[2] if part is not None else 0.0))
+    return PinchPlan(np.array(offsets), np.maximum(np.array(heights), _FLOOR), np.ones(len(specs)))
+
+
+ORACLE_SHIFTS = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)  # m, tried around the centre of mass
+
+
+def oracle_plan(family: GraspObject, tasks: Sequence[Task], seed: int = 10_000) -> PinchPlan:
+    """The oracle: knows each object, so it tries pinching at its centre of mass and a few
+    millimetres to either side (:data:`ORACLE_SHIFTS`; a wide part next to the centre of mass can
+    stop the fingers) in simulation, and keeps the pinch that lifts it most level."""
+    specs = [t.object for t in tasks if isinstance(t, GraspTask)]
+    base = com_plan(specs)
+    k, n = len(ORACLE_SHIFTS), len(specs)
+    shifts = np.tile(np.asarray(ORACLE_SHIFTS), n)
+    trial = PinchPlan(np.repeat(base.offset, k) + shifts, np.repeat(base.height, k), np.ones(n * k))
+    outcome = rollout(family, [t for t in tasks for _ in range(k)], PlanController(trial), seed, num_threads=2)
+    score = (outcome.success.astype(float) - outcome.tilt).reshape(n, k)  # lifted first, then most level
+    best = score.argmax(axis=1)
+    return PinchPlan(base.offset + np.asarray(ORACLE_SHIFTS)[best], base.height, np.ones(n))
+
+
+def _height_action(height: np.ndarray) -> np.ndarray:
+    """The ``act[2]`` that commands pinch height ``height`` (m)."""
+    return np.clip(2 * (height - LOW) / (HIGH - LOW) - 1, -1.0, 1.0)
 
 
 def plan_action(obs: np.ndarray, t: int, plan: PinchPlan, descend_at: int = 8) -> np.ndarray:
-    """``[B, 4]`` action at step ``t`` of the approach-descend-close-lift plan, from ``[B, 18]`` observations."""
-    hand, tracked = obs[:, 0:3], obs[:, 0:2] + obs[:, 10:12]
-    target = hand.copy()
-    target_xy = tracked + np.stack([plan.offset, np.zeros_like(plan.offset)], axis=1)
+    """``[B, 4]`` action at step ``t`` of the approach-descend-close-lift plan, from ``[B, 18]`` observations.
+
+    Over the pinch point at the approach height until ``descend_at``, down to the plan's height for
+    6 steps, closed for :data:`_CLOSE_STEPS` (from then on holding its x, y), then up by 1 cm per step.
+    """
     close_at = descend_at + 6
     lift_at = close_at + _CLOSE_STEPS
-    grip = np.full(len(obs), -1.0)
-    if t < lift_at:
-        target[:, 2] = APPROACH_HEIGHT if t < descend_at else np.maximum(plan.height, _FLOOR)
-    if t < close_at:
-        target[:, :2] = target_xy
+    act = np.zeros((len(obs), 4))
+    if t < close_at:  # over the pinch point, then down
+        act[:, 0] = np.clip(plan.offset / REACH, -1.0, 1.0)
+    else:  # hold still across: where the hand is, relative to the tracked point
+        act[:, 0:2] = np.clip(-obs[:, 10:12] / REACH, -1.0, 1.0)
+    if t < descend_at:
+        height = np.full(len(obs), APPROACH_HEIGHT)
+    elif t < lift_at:
+        height = np.maximum(plan.height, _FLOOR)
     else:
-        grip = plan.grip
-    if t >= lift_at:
-        target[:, 2] = hand[:, 2] + _LIFT_RATE * MOVE_STEP
-    act = np.empty((len(obs), 4))
-    act[:, :3] = np.clip((target - hand) / MOVE_STEP, -1.0, 1.0)
-    act[:, 3] = grip
+        height = obs[:, 2] + _LIFT_RATE * MOVE_STEP
+    act[:, 2] = _height_action(height)
+    act[:, 3] = -1.0 if t < close_at else plan.grip
     return act
 
 
@@ -140,9 +154,7 @@ class ProbingController:
         if t < self.feel_at:  # lift gently
             if t == self.lift_at:
                 self.start = obs[:, 2] - obs[:, 12]  # hand height minus tracked-point rise
-            action = np.zeros((len(obs), 4))
-            action[:, 2] = _LIFT_RATE
-            action[:, 3] = 1.0
+            action = plan_action(obs, t, self.first)  # lifting gently, closed
             return action
         if self.second is None:
             assert self.start is not None
@@ -261,9 +273,8 @@ def adaptation_gap(family: GraspObject, tasks: Sequence[Task], repeats: int = 2,
         seed: Base reset seed.
     """
     batch = [task for _ in range(repeats) for task in tasks]
-    specs = [t.object for t in batch if isinstance(t, GraspTask)]
     n = len(batch)
-    oracle = rollout(family, batch, PlanController(oracle_plan(specs)), seed, 2).success
+    oracle = rollout(family, batch, PlanController(oracle_plan(family, batch)), seed, 2).success
     blind = [
         (
             name,

@@ -26,13 +26,16 @@ Observation        Meaning                                                      
 =================  ====================================================================  ========
 Action             Meaning                                                               Range
 =================  ====================================================================  ========
-``act[0:3]``       move the pinch point's position target by ``act * 0.02`` m            [-1, 1]
+``act[0:2]``       where the pinch point should go, x and y relative to the tracked      [-1, 1]
+                   point: ``act * 0.1`` m
+``act[2]``         pinch height to go to, from the lowest (-1, 0.022 m) to 0.2 m (+1)     [-1, 1]
 ``act[3]``         grip: each finger's target runs linearly from open (-1) to 2 cm past   [-1, 1]
                    closed (+1), so +1 squeezes with the full ``grip_force`` (5 N)
 =================  ====================================================================  ========
 
-Targets are relative to the hand's current position and clipped to the workspace (x, y in
-[-0.2, 0.2] m, pinch height in [0.022, 0.35] m). One control step is 5 physics steps of 8 ms
+The hand's position target moves towards the commanded point by at most 2 cm per step along each
+axis (0.5 m/s: a grip holds while lifting), within the workspace (x, y in [-0.2, 0.2] m, pinch
+height in [0.022, 0.35] m). One control step is 5 physics steps of 8 ms
 (25 Hz); an episode is truncated after ``horizon`` = 50 steps (2 s).
 
 Reward, the sum of four named terms (in ``info``), per step:
@@ -81,7 +84,9 @@ from metarl.envs.grasping import physics, scene
 from metarl.envs.grasping.objects import ObjectSpec
 from metarl.envs.mujoco_batch import quiet_mujoco_log
 
-MOVE_STEP = 0.02  # m per control step and unit of action
+MOVE_STEP = 0.02  # m: the hand's target moves at most this far per control step along each axis
+REACH = 0.1  # m: the commanded pinch point's x, y from the tracked point at action ±1
+LOW, HIGH = scene.HAND_RANGE[2][0], 0.2  # m: the commanded pinch height at action -1, +1
 LIFT_FULL = 0.10  # m: the lift term saturates at this rise of the centre of mass
 SUCCESS_RISE = 0.05  # m
 SUCCESS_TILT = math.radians(15.0)
@@ -246,7 +251,7 @@ TEST_OBJECTS = (
     "mesh path=builtin:octbar scale=0.09,0.025,0.02 mass=0.25 com=-0.03",
     "box length=0.27 width=0.025 height=0.025 mass=0.3 com=0.08",
     "capsule radius=0.03 length=0.26 mass=0.4 com=0.06",
-    "hammer length=0.3 handle=0.02 head=0.02 head_width=0.09 head_height=0.045 mass=0.45",
+    "hammer length=0.3 handle=0.022 head=0.02 head_width=0.09 head_height=0.04 mass=0.35",
     "dumbbell length=0.28 bar=0.02 left=0.07 right=0.03 mass=0.45 yaw=180",
     "box length=0.16 width=0.05 height=0.045 mass=0.2",
 )
@@ -357,6 +362,7 @@ class GraspBatchEnv:
         self._com = np.zeros((3, self.num_envs))  # centre of mass in the object frame, one row per axis
         self._half = np.zeros((3, self.num_envs))  # bounding-box half-extents, one row per axis
         self._com_rest = np.zeros(self.num_envs)  # height of the centre of mass at rest
+        self._target = np.zeros((3, self.num_envs))
         self._done = np.ones(self.num_envs, dtype=bool)
         self._t = 0
         self._started = False
@@ -397,6 +403,7 @@ class GraspBatchEnv:
         objects[:, 3] = [math.cos(a / 2) for a in yaw.tolist()]  # math, not numpy: the same bits everywhere
         objects[:, 6] = [math.sin(a / 2) for a in yaw.tolist()]
         self._sim.reset(hand, objects)
+        self._target = hand.T.copy()  # [3, B] the hand's position target
         self._com_rest = self._frame()[1][2]
         self._done = np.zeros(self.num_envs, dtype=bool)
         self._t = 0
@@ -410,8 +417,15 @@ class GraspBatchEnv:
         if np.isnan(act).any():
             act = np.nan_to_num(act, nan=0.0)
         act_rows = act.T
+        state = self._sim.state()
+        command = np.empty((3, self.num_envs))
+        np.add(state.object_pos.T[:2], act_rows[:2] * REACH, out=command[:2])
+        np.multiply(act_rows[2] + 1, (HIGH - LOW) / 2, out=command[2])
+        command[2] += LOW
+        move = np.clip(command - self._target, -MOVE_STEP, MOVE_STEP, out=command)
+        self._target += move
         target = np.empty((5, self.num_envs))  # one row per actuator
-        np.add(self._sim.state().hand_pos.T, act_rows[:3] * MOVE_STEP, out=target[:3])
+        target[:3] = self._target
         closing = act_rows[3] + 1
         closing /= 2  # 0 open ... 1 squeezing
         closing *= scene.FINGER_CLOSED_TARGET - scene.FINGER_OPEN
