@@ -84,7 +84,7 @@ def test_pinching_away_from_the_centre_of_mass_tilts_the_object(family: GraspObj
     tilt = np.degrees(outcome.tilt)
     assert tilt[0] < 3.0 and np.all(np.diff(tilt) > 5.0), tilt  # the further, the more it turns
     np.testing.assert_array_equal(outcome.success, [True, True, False, False])
-    assert np.all(outcome.rise > 0.05)  # held all the same: it hangs tilted
+    assert np.all(outcome.rise > 0.04)  # held all the same: it hangs tilted, its centre of mass lower
 
 
 def test_turned_objects_are_pinched_on_the_other_side(family: GraspObject) -> None:

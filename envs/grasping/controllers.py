@@ -22,13 +22,14 @@ from typing import Protocol
 import numpy as np
 
 from metarl.envs.base import Task
-from metarl.envs.grasping.family import HIGH, LOW, MOVE_STEP, REACH, GraspObject, GraspTask
+from metarl.envs.grasping.family import HIGH, LOW, REACH, GraspObject, GraspTask
 from metarl.envs.grasping.objects import ObjectSpec
 from metarl.envs.grasping.scene import HAND_RANGE, resting_height
 
 APPROACH_HEIGHT = 0.09  # m, pinch height while moving over the object
 _FLOOR = HAND_RANGE[2][0]  # the lowest pinch height
-_LIFT_RATE = 0.5  # of the largest move per step, going up (a gentle lift keeps the grip)
+LIFT_HEIGHT = 0.1  # m the plans lift by
+LIFT_SPEED = 0.01  # m per step
 _CLOSE_STEPS = 5
 
 
@@ -92,7 +93,8 @@ def plan_action(obs: np.ndarray, t: int, plan: PinchPlan, descend_at: int = 8) -
     """``[B, 4]`` action at step ``t`` of the approach-descend-close-lift plan, from ``[B, 18]`` observations.
 
     Over the pinch point at the approach height until ``descend_at``, down to the plan's height for
-    6 steps, closed for :data:`_CLOSE_STEPS` (from then on holding its x, y), then up by 1 cm per step.
+    6 steps, closed for :data:`_CLOSE_STEPS` (from then on holding its x, y), then up by
+    :data:`LIFT_HEIGHT` at :data:`LIFT_SPEED` (a gentle lift keeps a heavy object in the grip).
     """
     close_at = descend_at + 6
     lift_at = close_at + _CLOSE_STEPS
@@ -106,7 +108,7 @@ def plan_action(obs: np.ndarray, t: int, plan: PinchPlan, descend_at: int = 8) -
     elif t < lift_at:
         height = np.maximum(plan.height, _FLOOR)
     else:
-        height = obs[:, 2] + _LIFT_RATE * MOVE_STEP
+        height = np.maximum(plan.height, _FLOOR) + min(LIFT_HEIGHT, LIFT_SPEED * (t + 1 - lift_at))
     act[:, 2] = _height_action(height)
     act[:, 3] = -1.0 if t < close_at else plan.grip
     return act
@@ -119,13 +121,14 @@ class Controller(Protocol):
 
 
 class PlanController:
-    """Follows one :class:`PinchPlan` (see :func:`plan_action`)."""
+    """Follows one :class:`PinchPlan` (see :func:`plan_action`), descending at step ``descend_at``."""
 
-    def __init__(self, plan: PinchPlan):
+    def __init__(self, plan: PinchPlan, descend_at: int = 8):
         self.plan = plan
+        self.descend_at = descend_at
 
     def __call__(self, obs: np.ndarray, t: int) -> np.ndarray:
-        return plan_action(obs, t, self.plan)
+        return plan_action(obs, t, self.plan, self.descend_at)
 
 
 class ProbingController:
@@ -197,14 +200,20 @@ def rollout(
         env.close()
 
 
-def blind_plans() -> list[tuple[str, PinchPlan]]:
-    """The fixed plans a blind controller can choose from: offsets -8..8 cm, three heights, two grips."""
+def blind_plans() -> list[tuple[str, PinchPlan, int]]:
+    """The fixed plans a blind controller can choose from: ``(name, plan, descend_at)`` for pinch
+    offsets -8..8 cm, two heights, two grips and two lift times (the later, the less time an
+    off-centre grip has to turn before the end)."""
     plans = []
     for offset in np.arange(-0.08, 0.0801, 0.01):
-        for height in (_FLOOR, _FLOOR + 0.01, _FLOOR + 0.02):
+        for height in (_FLOOR, _FLOOR + 0.01):
             for grip in (0.5, 1.0):
-                name = f"pinch {100 * offset:+.0f} cm, height {100 * height:.1f} cm, grip {grip:g}"
-                plans.append((name, PinchPlan.fixed(1, float(offset), height, grip)))
+                for descend_at in (8, 13):
+                    name = (
+                        f"pinch {100 * offset:+.0f} cm, height {100 * height:.1f} cm, grip {grip:g}, "
+                        f"lift at step {descend_at + 6 + _CLOSE_STEPS}"
+                    )
+                    plans.append((name, PinchPlan.fixed(1, float(offset), height, grip), descend_at))
     return plans
 
 
@@ -275,19 +284,10 @@ def adaptation_gap(family: GraspObject, tasks: Sequence[Task], repeats: int = 2,
     batch = [task for _ in range(repeats) for task in tasks]
     n = len(batch)
     oracle = rollout(family, batch, PlanController(oracle_plan(family, batch)), seed, 2).success
-    blind = [
-        (
-            name,
-            rollout(
-                family,
-                batch,
-                PlanController(PinchPlan.fixed(n, float(p.offset[0]), float(p.height[0]), float(p.grip[0]))),
-                seed,
-                2,
-            ).success,
-        )
-        for name, p in blind_plans()
-    ]
+    blind = []
+    for name, p, descend_at in blind_plans():
+        plan = PinchPlan.fixed(n, float(p.offset[0]), float(p.height[0]), float(p.grip[0]))
+        blind.append((name, rollout(family, batch, PlanController(plan, descend_at), seed, 2).success))
     probing = [
         (name, rollout(family, batch, ProbingController(n, probe, gain), seed, 2).success)
         for name, probe, gain in probing_variants()

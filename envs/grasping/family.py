@@ -44,11 +44,14 @@ Reward, the sum of four named terms (in ``info``), per step:
   object's bounding box (0 inside it);
 * ``grasp`` = 0.5 while both pads touch the object;
 * ``lift`` = ``2 clip(h / 0.1, 0, 1) cos⁴(tilt)`` while both pads touch it, ``h`` the rise (m)
-  of its centre of mass and ``tilt`` the angle between its up axis and the vertical;
+  of its centre of mass and ``tilt`` the angle of its long axis (x) out of the horizontal;
 * ``action`` = ``-0.005 ‖act‖²``.
 
-``success`` is decided at the last step of the episode: both pads touch the object, its centre
-of mass is at least 5 cm above where it rested and it is within 15° of level. Episodes terminate
+``success`` is decided at the last step of the episode: for the last 20 steps (0.8 s) both pads
+have touched the object with its centre of mass at least 5 cm above where it rested, and it is
+within 15° of level. (An object pinched off its centre of mass keeps turning while it is held:
+MuJoCo's soft contacts let the torque creep. The hold makes the tilt a matter of where it was
+pinched, not of how late it was lifted.) Episodes terminate
 only on physics instability (NaN/Inf state or a MuJoCo warning), with ``info["physics_unstable"]``.
 
 Physics: a pad-object contact has the friction ``sqrt(object friction x pad_friction)`` (pads
@@ -90,6 +93,7 @@ LOW, HIGH = scene.HAND_RANGE[2][0], 0.2  # m: the commanded pinch height at acti
 LIFT_FULL = 0.10  # m: the lift term saturates at this rise of the centre of mass
 SUCCESS_RISE = 0.05  # m
 SUCCESS_TILT = math.radians(15.0)
+SUCCESS_HOLD = 20  # control steps (0.8 s) the object must have been held up at the end
 _HAND_JITTER = (0.03, 0.03, 0.01)  # m
 _OBJECT_JITTER = 0.03  # m
 _YAW_JITTER = math.radians(3.0)
@@ -347,6 +351,12 @@ class ModelCache:
         return results
 
 
+def _level(axes: np.ndarray) -> np.ndarray:
+    """``[B]`` cosine of the tilt: of the angle between the object's long axis (x; rows ``axes[0:3]``)
+    and the table. Rolling about that axis (a lying capsule or bottle turning) is not a tilt."""
+    return np.sqrt(np.clip(1.0 - axes[2] * axes[2], 0.0, 1.0))
+
+
 class GraspBatchEnv:
     """``B`` grasping scenes, one object each, stepped together by ``mujoco.batch.Batch``."""
 
@@ -364,6 +374,7 @@ class GraspBatchEnv:
         self._com_rest = np.zeros(self.num_envs)  # height of the centre of mass at rest
         self._target = np.zeros((3, self.num_envs))
         self._done = np.ones(self.num_envs, dtype=bool)
+        self._held_up = np.zeros(self.num_envs, dtype=np.int64)
         self._t = 0
         self._started = False
 
@@ -406,6 +417,7 @@ class GraspBatchEnv:
         self._target = hand.T.copy()  # [3, B] the hand's position target
         self._com_rest = self._frame()[1][2]
         self._done = np.zeros(self.num_envs, dtype=bool)
+        self._held_up = np.zeros(self.num_envs, dtype=np.int64)  # consecutive steps held 5 cm up
         self._t = 0
         self._started = True
         return self._observe()
@@ -486,14 +498,16 @@ class GraspBatchEnv:
         distance = np.sqrt((outside * outside).sum(0))
         grasped = s.touch[:, 0] & s.touch[:, 1]
         rise = com[2] - self._com_rest
-        up = np.clip(axes[8], 0.0, 1.0)  # cos(tilt)
+        up = _level(axes)  # cos(tilt)
         terms = {
             "reach": 0.5 * (1.0 - np.tanh(10.0 * distance)),
             "grasp": 0.5 * grasped,
             "lift": 2.0 * grasped * np.clip(rise / LIFT_FULL, 0.0, 1.0) * up**4,
             "action": -0.005 * np.add.reduce(act**2, axis=1),
         }
-        success = grasped & (rise >= SUCCESS_RISE) & (up >= math.cos(SUCCESS_TILT))
+        up_and_held = grasped & (rise >= SUCCESS_RISE)
+        self._held_up = np.where(up_and_held, self._held_up + 1, 0)
+        success = (self._held_up >= min(SUCCESS_HOLD, self.options.horizon)) & (up >= math.cos(SUCCESS_TILT))
         if self._t < self.options.horizon:
             success = np.zeros_like(success)
         return terms, success
@@ -508,8 +522,8 @@ class GraspBatchEnv:
         return self._frame()[1][2] - self._com_rest
 
     def tilt(self) -> np.ndarray:
-        """``[B]`` angle (rad) between each object's up axis and the vertical."""
-        return np.arccos(np.clip(self._frame()[0][8], -1.0, 1.0))
+        """``[B]`` angle (rad) of each object's long axis (x) out of the horizontal."""
+        return np.arccos(_level(self._frame()[0]))
 
     def render(self, index: int, width: int = 480, height: int = 360) -> np.ndarray:
         """Renders environment ``index`` from the scene's overview camera.
