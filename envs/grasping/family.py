@@ -35,8 +35,9 @@ Action             Meaning                                                      
 
 The hand's position target moves towards the commanded point by at most 2 cm per step along each
 axis (0.5 m/s: a grip holds while lifting), within the workspace (x, y in [-0.2, 0.2] m, pinch
-height in [0.022, 0.35] m). One control step is 5 physics steps of 8 ms
-(25 Hz); an episode is truncated after ``horizon`` = 50 steps (2 s).
+height in [0.022, 0.35] m). One control step is 5 physics steps of 8 ms (25 Hz); an episode is
+truncated after ``horizon`` = 50 steps (2 s): time for one grasp, not for a probe and a re-grasp
+followed by the 0.8 s hold that success asks for.
 
 Reward, the sum of four named terms (in ``info``), per step:
 
@@ -51,19 +52,21 @@ Reward, the sum of four named terms (in ``info``), per step:
 have touched the object with its centre of mass at least 5 cm above where it rested, and it is
 within 15° of level. (An object pinched off its centre of mass keeps turning while it is held:
 MuJoCo's soft contacts let the torque creep. The hold makes the tilt a matter of where it was
-pinched, not of how late it was lifted.) Episodes terminate
-only on physics instability (NaN/Inf state or a MuJoCo warning), with ``info["physics_unstable"]``.
+pinched, not of how late it was lifted.) Episodes terminate only on physics instability (NaN/Inf
+state or a MuJoCo warning), with ``info["physics_unstable"]``.
 
 Physics: a pad-object contact has the friction ``sqrt(object friction x pad_friction)`` (pads
 1.2), the object-table contact the object's own; contacts are 4-dimensional (torsional friction)
-in a pyramidal cone. MuJoCo's soft contacts let an off-centre load creep: pinched 1.5 cm from the
-centre of mass a 0.3 kg bar tilts by about 15°, 3 cm away by about 33°.
+in a pyramidal cone (MuJoCo's defaults otherwise). The soft contacts let an off-centre load creep:
+a 0.3 kg bar pinched 1 cm from its centre of mass tilts by about 11° over the episode, 2 cm away by
+about 22°, 3 cm away by about 35°.
 
 Task space: an :class:`~metarl.envs.grasping.objects.ObjectSpec` lying along x. Training draws
-boxes, lying capsules and ellipsoids 14-24 cm long with the centre of mass up to 30 % of the
-length from the middle; the held-out test set holds other shapes and proportions. Reset noise
-(the env's generator): object x, y uniform in ±3 cm and yaw in ±3°; hand x, y in ±3 cm, height in
-±1 cm around 9 cm above the table.
+boxes and lying capsules 14-24 cm long with a hidden weight (centre of mass up to 30 % of the
+length from the middle), hammers and dumbbells, each laid either way round (yaw 0° or 180°); the
+held-out test set holds shapes never trained on (bottles, mallets, octagonal mesh bars) and other
+proportions. Reset noise (the env's generator): object x, y uniform in ±3 cm and yaw in ±3°;
+hand x, y in ±3 cm, height in ±1 cm around 9 cm above the table.
 
 Version history: v0, first version (any-shape objects, yaw, full object pose observed, 50 Hz);
 v1, long objects whose centre of mass is the task, observation without the object's pose.
