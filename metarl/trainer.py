@@ -292,7 +292,7 @@ class Trainer:
             cfg.advantage,
             self.env_rng,
             self.generator,
-        )
+        ).episodes
         sampled = time.perf_counter()
         batch = MetaBatch(tuple(batches[:-1]), batches[-1])
         self.params, stats = meta_update(exp.policy, self.params, batch, cfg.inner, cfg.outer)
