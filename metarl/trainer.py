@@ -55,6 +55,7 @@ from metarl.logger import RunLogger, read_progress
 from metarl.maml import MetaBatch, meta_update
 from metarl.plots import plot_adaptation, plot_learning_curve
 from metarl.policies import Params
+from metarl.video_log import EvaluationVideos
 
 
 class TrainingError(RuntimeError):
@@ -206,6 +207,9 @@ class Trainer:
         except OSError as err:
             self.exp.sampler.close()
             raise TrainingError(f"cannot write to the run directory: {err}") from None
+        videos = EvaluationVideos(self.run_dir, cfg, warn=lambda line: tqdm.write(line, file=sys.stderr))
+        if self.resumed:
+            videos.restore(logger, self.iteration)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = tqdm(
             total=cfg.run.iterations,
@@ -230,6 +234,8 @@ class Trainer:
                 with self._protected():  # the CSV row and the checkpoint: both or (after resume) neither
                     logger.log(self.iteration, metrics)
                     self._checkpoint(final, metrics.get("eval/post_return"))
+                if videos.due(self.iteration, final):  # after the checkpoint: a failed video loses nothing
+                    videos.record(self.exp, self.params, self.iteration, logger)
                 if last_eval is not None and metrics.get("eval/post_return") is not None:
                     self._plots(last_eval)
                     self._report(metrics, bar)
