@@ -301,7 +301,6 @@ class PhysicsBatch:
 
         Raises:
             IndexError: ``index`` is not a simulation of the batch.
-            ValueError: The frame is larger than the model's offscreen buffer.
         """
         if not 0 <= index < self.num_envs:
             raise IndexError(f"index={index} is out of range; allowed: [0, {self.num_envs - 1}]")
@@ -310,9 +309,6 @@ class PhysicsBatch:
         else:  # the batch's model with this simulation's parameters, copied into one reused model
             self._render_model = self._batch.get_model(index, self._render_model)
             model = self._render_model
-        max_width, max_height = model.vis.global_.offwidth, model.vis.global_.offheight
-        if not (1 <= width <= max_width and 1 <= height <= max_height):
-            raise ValueError(f"frame size {width}x{height} is out of range; allowed: up to {max_width}x{max_height}")
         if self._render_data is None or self._render_data[0] is not model:
             self._render_data = (model, mujoco.MjData(model))
         data = self._batch.get_data(index, self._render_data[1])

@@ -340,8 +340,8 @@ def _render(args: argparse.Namespace) -> int:
     steps = _parse_steps(args.steps, MAX_PANELS)
     if args.rollouts is not None and args.rollouts < 1:
         raise CliError(f"--rollouts={args.rollouts} is out of range; allowed: 1 or more")
-    if not (16 <= args.size <= 2048 and args.size % 16 == 0):
-        raise CliError(f"--size={args.size} is not allowed; allowed: a multiple of 16 in 16..2048")
+    if not (16 <= args.size <= 1024 and args.size % 16 == 0):
+        raise CliError(f"--size={args.size} is not allowed; allowed: a multiple of 16 in 16..1024")
     exp, ckpt = load_experiment(args.checkpoint)
     out = args.out or Path("videos") / f"{exp.family.name}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
     if out.suffix != ".mp4":

@@ -209,7 +209,7 @@ class Trainer:
             raise TrainingError(f"cannot write to the run directory: {err}") from None
         videos = EvaluationVideos(self.run_dir, cfg, warn=lambda line: tqdm.write(line, file=sys.stderr))
         if self.resumed:
-            videos.restore(logger, self.iteration)
+            videos.restore(self.exp, self.params, self.iteration, logger)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = tqdm(
             total=cfg.run.iterations,

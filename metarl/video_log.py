@@ -65,6 +65,13 @@ class EvaluationVideos:
         Returns:
             The recording, or None when it failed (reported once; no later video is tried).
         """
+        recording = self._write(exp, params, iteration)
+        if recording is not None:
+            logger.image(TAG, recording.preview, iteration)
+        return recording
+
+    def _write(self, exp: Experiment, params: Params, iteration: int) -> Recording | None:
+        """The mp4 and the strip of ``iteration``, or None when they cannot be made (reported once)."""
         try:
             recording = self._render(exp, params, iteration)
             _write_png(video_path(self.run_dir, iteration).with_suffix(".png"), recording.preview)
@@ -76,7 +83,6 @@ class EvaluationVideos:
                 "the run goes on without videos"
             )
             return None
-        logger.image(TAG, recording.preview, iteration)
         return recording
 
     def _render(self, exp: Experiment, params: Params, iteration: int) -> Recording:
@@ -100,14 +106,24 @@ class EvaluationVideos:
             gif=False,
         )
 
-    def restore(self, logger: RunLogger, up_to: int) -> None:
-        """Shows the strips of iterations ``1..up_to`` in TensorBoard again (after a resume rebuilt it)."""
+    def restore(self, exp: Experiment, params: Params, iteration: int, logger: RunLogger) -> None:
+        """Picks up the videos of a resumed run, whose checkpoint is at ``iteration``.
+
+        Removes the temporary files of a run killed while it wrote a video, writes the video of
+        ``iteration`` again if it is due and missing (the run was killed during it; ``params``
+        are that iteration's), and shows the strips of iterations ``1..iteration`` in TensorBoard
+        again (the resume rebuilt it).
+        """
         folder = self.run_dir / "videos"
         if not folder.is_dir():
             return
+        for path in folder.glob(".iter_*.tmp-*"):
+            path.unlink(missing_ok=True)
+        if iteration and self.due(iteration, final=False) and not video_path(self.run_dir, iteration).is_file():
+            self._write(exp, params, iteration)
         for path in sorted(folder.iterdir()):
             found = _NAME.fullmatch(path.name)
-            if found is None or int(found.group(1)) > up_to:
+            if found is None or int(found.group(1)) > iteration:
                 continue
             try:
                 logger.image(TAG, np.asarray(imageio.imread(path)), int(found.group(1)))

@@ -132,7 +132,11 @@ def test_videos_leave_training_alone_and_a_resumed_run_writes_the_same(tmp_path:
     assert train(NAVIGATION, without, [*SMALL, "log.video_every=0"]) == 0
     assert not (without / "videos").exists()
     assert train(NAVIGATION, resumed, [*SMALL, "run.iterations=2", "log.tensorboard=true"]) == 0
+    for name in ("iter_0002.mp4", "iter_0002.png"):  # as if killed while writing the video of iteration 2
+        (resumed / "videos" / name).unlink()
+    (resumed / "videos" / ".iter_0002.tmp-99.mp4").write_bytes(b"half a video")
     assert main(["train", "--resume", str(resumed), "--set", "run.iterations=4", "--quiet"]) == 0
+    assert not list((resumed / "videos").glob(".*"))
     final = {run: load_checkpoint(run / "checkpoints" / "final.pt") for run in (with_videos, without, resumed)}
     for key, value in final[with_videos].params.items():  # rendering draws nothing from training's streams
         assert torch.equal(value, final[without].params[key]) and torch.equal(value, final[resumed].params[key])
