@@ -234,11 +234,11 @@ class Trainer:
                 with self._protected():  # the CSV row and the checkpoint: both or (after resume) neither
                     logger.log(self.iteration, metrics)
                     self._checkpoint(final, metrics.get("eval/post_return"))
-                if videos.due(self.iteration, final):  # after the checkpoint: a failed video loses nothing
-                    videos.record(self.exp, self.params, self.iteration, logger)
                 if last_eval is not None and metrics.get("eval/post_return") is not None:
                     self._plots(last_eval)
                     self._report(metrics, bar)
+                if videos.due(self.iteration, final):  # after the checkpoint: a failed video loses nothing
+                    videos.record(self.exp, self.params, self.iteration, logger)
                 bar.set_postfix_str(
                     f"pre {metrics['adapt/pre_return']:.1f} post {metrics['adapt/post_return']:.1f} "
                     f"{metrics['time/iteration_s']:.2f}s/it"
