@@ -18,10 +18,12 @@ import abc
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
+import yaml
 from gymnasium import spaces
 
 
@@ -168,6 +170,34 @@ def parse_key_values(text: str, *, what: str) -> dict[str, Any]:
     return out
 
 
+def read_task_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a task's YAML file (``goal: [0.3, -0.2]``), refusing anything else in one line.
+
+    Raises:
+        TaskError: The file is missing, unreadable, not YAML or not a mapping.
+    """
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise TaskError(f"task file {str(file)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise TaskError(f"task file {str(file)!r} cannot be read ({err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise TaskError(f"task file {str(file)!r} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise TaskError(f"task file {str(file)!r} must hold a mapping of task fields, got {data!r}")
+    return data
+
+
+def is_yaml_path(text: str) -> bool:
+    """Whether what a user typed names a YAML file (``task.yaml``) rather than a one-line task."""
+    stripped = text.strip()
+    return stripped.lower().endswith((".yaml", ".yml")) and "=" not in stripped
+
+
 def _parse_scalar(raw: str) -> Any:
     for conv in (int, float):
         try:
@@ -225,6 +255,19 @@ class BatchEnv(Protocol):
 
 
 @runtime_checkable
+class RenderableBatchEnv(BatchEnv, Protocol):
+    """A :class:`BatchEnv` that draws its environments (for videos and the gymnasium view)."""
+
+    def render(self, index: int, width: int = ..., height: int = ...) -> np.ndarray:
+        """``[height, width, 3]`` uint8 image of environment ``index`` in its current state.
+
+        MuJoCo families frame what matters (the robot, tracked; the hand and the object) and
+        draw shadows; the size defaults are the family's.
+        """
+        ...
+
+
+@runtime_checkable
 class TaskFamily(Protocol):
     """A distribution over tasks plus the dynamics that every task shares.
 
@@ -278,6 +321,14 @@ class TaskFamily(Protocol):
         """Builds a task from its YAML/JSON mapping (``task.to_dict()`` round-trips)."""
         ...
 
+    def load_task(self, source: str) -> Task:
+        """A task from what a user typed: its one-line form or a file.
+
+        Every family reads a YAML file of the task's mapping (a path ending in ``.yaml``); a
+        family may read other files too (the grasp family: an OBJ or STL mesh).
+        """
+        ...
+
     def task_space(self) -> dict[str, str]:
         """``{parameter: allowed range}`` for ``metarl families`` and error messages."""
         ...
@@ -325,6 +376,11 @@ class FlatTaskFamily(abc.ABC):
 
     def task_from_dict(self, data: Mapping[str, Any]) -> Task:
         return task_from_mapping(self.task_type, data, family=self.name)
+
+    def load_task(self, source: str) -> Task:
+        if is_yaml_path(source):
+            return self.task_from_dict(read_task_file(source.strip()))
+        return self.parse_task(source)
 
     def make_env(self, task: Task | None = None, render_mode: str | None = None) -> FamilyEnv:
         """The gymnasium view: this family's batched environment with ``B = 1``."""
@@ -414,11 +470,9 @@ class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             return None
-        render = getattr(self._batch, "render", None)
-        if render is None:
-            raise NotImplementedError(f"{self.family.name} has no renderer yet")
-        frame: np.ndarray = render(0)
-        return frame
+        if not isinstance(self._batch, RenderableBatchEnv):
+            raise NotImplementedError(f"{self.family.name} has no renderer")
+        return self._batch.render(0)
 
     def close(self) -> None:
         self._batch.close()

@@ -479,10 +479,10 @@ class Robot:
     camera_distance: float
 
 
-HALF_CHEETAH = Robot("half_cheetah.xml", "torso", 1, False, None, True, False, 5.0)
-ANT = Robot("ant.xml", "torso", 2, True, None, True, True, 7.0)
-WALKER2D = Robot("walker2d_v5.xml", "torso", 1, False, 10.0, False, False, 5.0)
-HOPPER = Robot("hopper.xml", "torso", 1, False, 10.0, False, False, 4.0)
+HALF_CHEETAH = Robot("half_cheetah.xml", "torso", 1, False, None, True, False, 3.5)
+ANT = Robot("ant.xml", "torso", 2, True, None, True, True, 5.0)
+WALKER2D = Robot("walker2d_v5.xml", "torso", 1, False, 10.0, False, False, 3.5)
+HOPPER = Robot("hopper.xml", "torso", 1, False, 10.0, False, False, 3.0)
 
 
 @functools.cache

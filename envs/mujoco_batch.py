@@ -10,7 +10,12 @@
   of one model, or a model of its own), reports unstable simulations (NaN/Inf state, MuJoCo
   warnings, MuJoCo errors) instead of letting them reset silently, and renders one of them.
 * :class:`OffscreenRenderer` draws frames without a window: through ``MUJOCO_GL`` when it is set,
-  else through EGL on a Linux machine without a display.
+  else through EGL on a Linux machine without a display. Its :class:`RenderQuality` trades
+  MuJoCo's defaults (4096² shadow maps for every light, floor reflections) for frames several
+  times faster on a CPU rasterizer with shadows that still look right: one key light casts them,
+  from a map fitted to what the camera sees (the README's performance table has the figures).
+* Cameras: :func:`tracking_camera` follows a body (locomotion); :class:`BodyFraming` aims at named
+  bodies and comes close enough that they fill the frame (the gripper and its object).
 * :func:`quiet_mujoco_log` keeps MuJoCo's own warning printout and ``MUJOCO_LOG.TXT`` out of the
   user's console and working directory while our calls run; instability is reported through
   :attr:`StepResult.unstable <metarl.envs.base.StepResult>` instead.
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import math
 import os
 import sys
 import warnings
@@ -286,15 +293,14 @@ class PhysicsBatch:
         rows = finite_qpos.all(axis=1) & finite_qvel.all(axis=1)
         return rows
 
-    def render(self, index: int, width: int, height: int, camera: mujoco.MjvCamera) -> np.ndarray:
-        """Renders simulation ``index`` from ``camera``.
+    def render(self, index: int, width: int, height: int, camera: mujoco.MjvCamera | BodyFraming) -> np.ndarray:
+        """Renders simulation ``index`` from ``camera`` (a framing is aimed at this simulation's bodies).
 
         Returns:
             ``[height, width, 3]`` uint8 image.
 
         Raises:
             IndexError: ``index`` is not a simulation of the batch.
-            ValueError: The frame is larger than the model's offscreen buffer.
         """
         if not 0 <= index < self.num_envs:
             raise IndexError(f"index={index} is out of range; allowed: [0, {self.num_envs - 1}]")
@@ -303,14 +309,13 @@ class PhysicsBatch:
         else:  # the batch's model with this simulation's parameters, copied into one reused model
             self._render_model = self._batch.get_model(index, self._render_model)
             model = self._render_model
-        max_width, max_height = model.vis.global_.offwidth, model.vis.global_.offheight
-        if not (1 <= width <= max_width and 1 <= height <= max_height):
-            raise ValueError(f"frame size {width}x{height} is out of range; allowed: up to {max_width}x{max_height}")
         if self._render_data is None or self._render_data[0] is not model:
             self._render_data = (model, mujoco.MjData(model))
         data = self._batch.get_data(index, self._render_data[1])
         with quiet_mujoco_log():
             mujoco.mj_forward(model, data)
+        if isinstance(camera, BodyFraming):
+            camera = camera.camera(model, data)
         renderer = self._renderers.get((width, height))
         if renderer is None:
             renderer = OffscreenRenderer(width, height)
@@ -363,23 +368,54 @@ def _gl_context(width: int, height: int) -> Any:
     return GLContext(width, height)
 
 
+@dataclasses.dataclass(frozen=True)
+class RenderQuality:
+    """How :class:`OffscreenRenderer` draws: what costs frames per second on a CPU rasterizer.
+
+    Attributes:
+        shadow_size: Texels per side of a shadow map (MuJoCo's default is 4096).
+        shadow_lights: How many lights cast shadows, the brightest first (by diffuse colour); the
+            others still light the scene. Each one costs a depth pass and a pass over every geom.
+        shadow_reach: Half-width of a directional light's shadow map, in multiples of the
+            camera's distance: the map covers what the camera sees instead of the whole model
+            (``stat.extent × shadowclip``, 8 m for gymnasium's robots), and it moves with the
+            camera, so a robot that runs away keeps its shadow. Spot lights keep their cone.
+            None keeps MuJoCo's map, fixed where the model puts the light.
+        samples: Multisamples per pixel (antialiasing; 0 for none).
+        reflections: Draw reflections in reflective floors (one more pass over every geom).
+    """
+
+    shadow_size: int = 1024
+    shadow_lights: int = 1
+    shadow_reach: float | None = 1.0
+    samples: int = 4
+    reflections: bool = False
+
+
+MUJOCO_QUALITY = RenderQuality(shadow_size=4096, shadow_lights=8, shadow_reach=None, samples=4, reflections=True)
+"""What MuJoCo (and gymnasium's renderer) draw by default: the reference for speed and looks."""
+
+
 class OffscreenRenderer:
     """Draws frames of one size offscreen (``mujoco.Renderer`` without its global backend choice).
 
     One OpenGL context serves any number of models: each model gets its own scene and MuJoCo
-    render context (which holds its meshes and textures), the ``max_models`` most recent kept.
+    render context (which holds its meshes, textures, shadow map and an offscreen buffer of
+    exactly this frame size), the ``max_models`` most recent kept.
     """
 
-    def __init__(self, width: int, height: int, max_models: int = 8):
+    def __init__(self, width: int, height: int, max_models: int = 8, quality: RenderQuality | None = None):
         """Creates the OpenGL context.
 
         Args:
-            width: Frame width (pixels), at most the models' ``offwidth``.
-            height: Frame height (pixels), at most the models' ``offheight``.
+            width: Frame width (pixels).
+            height: Frame height (pixels).
             max_models: Models whose render contexts are kept.
+            quality: Shadows, antialiasing and reflections (default :class:`RenderQuality`).
         """
         self.width, self.height = width, height
         self.max_models = max_models
+        self.quality = quality or RenderQuality()
         self._context = _gl_context(width, height)
         self._option = mujoco.MjvOption()
         self._pixels = np.empty((height, width, 3), dtype=np.uint8)
@@ -387,12 +423,12 @@ class OffscreenRenderer:
         self._per_model: collections.OrderedDict[int, tuple[mujoco.MjModel, mujoco.MjvScene, mujoco.MjrContext]]
         self._per_model = collections.OrderedDict()
 
-    def _scene_of(self, model: mujoco.MjModel) -> tuple[mujoco.MjvScene, mujoco.MjrContext]:
+    def _scene_of(self, model: mujoco.MjModel, camera: mujoco.MjvCamera) -> tuple[mujoco.MjvScene, mujoco.MjrContext]:
         entry = self._per_model.get(id(model))
         if entry is None:
             scene = mujoco.MjvScene(model, maxgeom=1000)
-            mjr = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
-            mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, mjr)
+            scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = self.quality.reflections
+            mjr = self._make_context(model, camera)
             entry = (model, scene, mjr)
             self._per_model[id(model)] = entry
             while len(self._per_model) > self.max_models:
@@ -402,15 +438,57 @@ class OffscreenRenderer:
             self._per_model.move_to_end(id(model))
         return entry[1], entry[2]
 
+    def _make_context(self, model: mujoco.MjModel, camera: mujoco.MjvCamera) -> mujoco.MjrContext:
+        """A MuJoCo render context for ``model`` with this renderer's buffer size and shadow settings.
+
+        ``mjr_makeContext`` reads the sizes, the multisamples and the shadow clip from the model
+        once; they are set on the model for that call and put back, so the model stays as it was.
+        """
+        vis = model.vis
+        saved = (vis.global_.offwidth, vis.global_.offheight, vis.quality.offsamples, vis.quality.shadowsize)
+        saved_clip = vis.map.shadowclip
+        distance = camera.distance if camera.type != mujoco.mjtCamera.mjCAMERA_FIXED else model.stat.extent
+        try:
+            vis.global_.offwidth, vis.global_.offheight = self.width, self.height
+            vis.quality.offsamples = self.quality.samples
+            vis.quality.shadowsize = self.quality.shadow_size
+            if self.quality.shadow_reach is not None:
+                vis.map.shadowclip = self.quality.shadow_reach * float(distance) / max(model.stat.extent, 1e-9)
+            mjr = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
+        finally:
+            vis.global_.offwidth, vis.global_.offheight, vis.quality.offsamples, vis.quality.shadowsize = saved
+            vis.map.shadowclip = saved_clip
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, mjr)
+        return mjr
+
     def render(self, model: mujoco.MjModel, data: mujoco.MjData, camera: mujoco.MjvCamera) -> np.ndarray:
         """Draws ``data`` and returns a fresh ``[height, width, 3]`` uint8 image."""
         self._context.make_current()
-        scene, mjr = self._scene_of(model)
+        scene, mjr = self._scene_of(model, camera)
         mujoco.mjv_updateScene(model, data, self._option, None, camera, mujoco.mjtCatBit.mjCAT_ALL.value, scene)
+        self._place_shadows(model, scene, camera)
         viewport = mujoco.MjrRect(0, 0, self.width, self.height)
         mujoco.mjr_render(viewport, scene, mjr)
         mujoco.mjr_readPixels(self._pixels, None, viewport, mjr)
         return np.flipud(self._pixels).copy()
+
+    def _place_shadows(self, model: mujoco.MjModel, scene: mujoco.MjvScene, camera: mujoco.MjvCamera) -> None:
+        """Keeps the shadows of the brightest lights only; centres directional shadow maps on the view.
+
+        A directional light shines from infinitely far, so its position only places its shadow
+        map: moved above the point the camera looks at, the map covers what is on screen.
+        """
+        lights = [scene.lights[i] for i in range(scene.nlight)]
+        casting = sorted((light for light in lights if light.castshadow), key=lambda li: -float(np.sum(li.diffuse)))
+        for light in casting[self.quality.shadow_lights :]:
+            light.castshadow = False
+        if camera.type == mujoco.mjtCamera.mjCAMERA_FIXED or self.quality.shadow_reach is None:
+            return
+        for light in casting[: self.quality.shadow_lights]:
+            if light.type == mujoco.mjtLightType.mjLIGHT_DIRECTIONAL:
+                direction = np.asarray(light.dir, dtype=np.float64)
+                direction /= max(float(np.linalg.norm(direction)), 1e-9)
+                light.pos[:] = np.asarray(camera.lookat) - model.stat.extent * direction
 
     def close(self) -> None:
         """Frees the OpenGL resources."""
@@ -440,3 +518,65 @@ def fixed_camera(model: mujoco.MjModel, name: str) -> mujoco.MjvCamera:
     camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
     camera.fixedcamid = model.camera(name).id
     return camera
+
+
+@dataclasses.dataclass(frozen=True)
+class BodyFraming:
+    """A camera aimed at named bodies, close enough that they fill the frame.
+
+    It looks at the centre of the box around the visible geoms of ``bodies`` and of every body
+    attached below them, from a fixed direction, at the distance where the sphere around that box
+    (times ``margin``) spans the vertical field of view. Nothing else about the scene is assumed,
+    so a redesigned scene keeps its framing as long as the bodies keep their names. The camera
+    moves with the bodies: when a hand rises away from an object, the view widens to keep both.
+
+    Attributes:
+        bodies: Names of the bodies to frame, e.g. ``("hand", "object")``.
+        azimuth: Direction of view in the horizontal plane (degrees, MuJoCo's free camera).
+        elevation: Direction of view above the horizon (degrees; negative looks down).
+        margin: Room around the bodies (1 is a tight fit).
+        min_radius: Radius (m) of the smallest sphere framed, so that small objects are not blown up.
+    """
+
+    bodies: tuple[str, ...]
+    azimuth: float = 135.0
+    elevation: float = -25.0
+    margin: float = 1.15
+    min_radius: float = 0.1
+
+    def geoms(self, model: mujoco.MjModel) -> np.ndarray:
+        """Indices of the visible geoms of the framed bodies and their descendants.
+
+        Raises:
+            ValueError: A body of :attr:`bodies` is not in the model.
+        """
+        names = {model.body(i).name for i in range(model.nbody)}
+        missing = [name for name in self.bodies if name not in names]
+        if missing:
+            raise ValueError(f"cannot frame body {missing[0]!r}: the model has no such body; it has {sorted(names)}")
+        framed = np.zeros(model.nbody, dtype=bool)
+        for name in self.bodies:
+            framed[model.body(name).id] = True
+        for body in range(1, model.nbody):  # a parent always comes before its children
+            framed[body] |= framed[model.body_parentid[body]]
+        visible = (model.geom_rgba[:, 3] > 0) & (model.geom_group < 3)
+        return np.flatnonzero(framed[model.geom_bodyid] & visible)
+
+    def camera(self, model: mujoco.MjModel, data: mujoco.MjData) -> mujoco.MjvCamera:
+        """The free camera for the current state of ``data`` (positions computed by ``mj_forward``)."""
+        geoms = self.geoms(model)
+        camera = mujoco.MjvCamera()
+        camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+        camera.azimuth = self.azimuth
+        camera.elevation = self.elevation
+        if geoms.size == 0:
+            camera.lookat[:] = data.xpos[model.body(self.bodies[0]).id]
+            camera.distance = self.min_radius / math.sin(math.radians(model.vis.global_.fovy) / 2)
+            return camera
+        reach = model.geom_rbound[geoms][:, None]
+        low = (data.geom_xpos[geoms] - reach).min(axis=0)
+        high = (data.geom_xpos[geoms] + reach).max(axis=0)
+        radius = max(float(np.linalg.norm(high - low)) / 2, self.min_radius)
+        camera.lookat[:] = (low + high) / 2
+        camera.distance = self.margin * radius / math.sin(math.radians(model.vis.global_.fovy) / 2)
+        return camera

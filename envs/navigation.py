@@ -216,11 +216,14 @@ class NavigationBatchEnv:
         origin = to_pixels(np.zeros((1, 2)))[0]
         image[origin[1], :] = 220  # axes
         image[:, origin[0]] = 220
-        yy, xx = np.mgrid[0:height, 0:width]
 
         def disc(center: np.ndarray, radius: float, color: tuple[int, int, int]) -> None:
+            # only the pixels of the disc's bounding box: a frame's cost does not grow with its area per point
+            x0, x1 = max(int(center[0] - radius), 0), min(int(center[0] + radius) + 1, width)
+            y0, y1 = max(int(center[1] - radius), 0), min(int(center[1] + radius) + 1, height)
+            yy, xx = np.ogrid[y0:y1, x0:x1]
             mask = (xx - center[0]) ** 2 + (yy - center[1]) ** 2 <= radius**2
-            image[mask] = color
+            image[y0:y1, x0:x1][mask] = color
 
         radius = max(2.0, width / 64)
         disc(to_pixels(self._goal[index][None])[0], 1.6 * radius, (40, 170, 60))

@@ -10,6 +10,7 @@ second-order meta-gradient); with ``first_order=True`` the inner gradients are c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -139,6 +140,34 @@ def adapt(
     return stacked
 
 
+class Adaptation(NamedTuple):
+    """The rollouts and the parameters of one adaptation, step by step.
+
+    Attributes:
+        episodes: ``steps + 1`` batches; batch ``k`` was collected with ``params[k]``, its
+            advantages filled. The first ``steps`` are the support sets of the meta-loss and the
+            last one is its query set.
+        params: ``steps + 1`` stacked parameters ``[N, *shape]``, detached: the meta-parameters
+            (for every task), then the adapted parameters after each inner step.
+    """
+
+    episodes: tuple[Episodes, ...]
+    params: tuple[Params, ...]
+
+    def task_params(self, index: int) -> list[Params]:
+        """The unbatched parameters of task ``index`` after 0, 1, …, ``steps`` inner steps."""
+        return [{k: v[index] for k, v in stacked.items()} for stacked in self.params]
+
+
+def seeded_streams(seed: int) -> tuple[np.random.Generator, torch.Generator]:
+    """The reset-seed generator and the action-noise generator of an adaptation run from one seed.
+
+    Evaluations, ``metarl adapt`` and videos draw from these, never from a training run's streams.
+    """
+    seq = np.random.SeedSequence(seed)
+    return np.random.default_rng(seq.spawn(1)[0]), torch.Generator().manual_seed(int(seq.generate_state(1)[0]))
+
+
 def collect_adaptation(
     sampler: Sampler,
     params: Params,
@@ -149,17 +178,17 @@ def collect_adaptation(
     advantage: AdvantageConfig,
     rng: np.random.Generator,
     generator: torch.Generator,
-) -> list[Episodes]:
-    """Rolls out, adapts, rolls out again: the episodes before and after each inner step.
+) -> Adaptation:
+    """Rolls out, adapts, rolls out again: the episodes and parameters before and after each inner step.
 
     Returns:
-        ``steps + 1`` batches; batch ``k`` was collected with the parameters after ``k`` inner
-        steps (batch 0 with ``params`` itself), each with advantages filled. The first ``steps``
-        are the support sets of the meta-loss and the last one is its query set.
+        ``steps + 1`` batches of episodes and the ``steps + 1`` parameters they were collected
+        with (see :class:`Adaptation`).
     """
     detached = {k: v.detach() for k, v in params.items()}
     current = stack_params(detached, len(tasks))
     batches: list[Episodes] = []
+    stages: list[Params] = [current]
     for k in range(steps + 1):
         episodes = sampler.collect(current, tasks, rollouts, rng, generator)
         episodes = with_advantages(
@@ -175,4 +204,5 @@ def collect_adaptation(
                 first_order=True,
                 create_graph=False,
             )
-    return batches
+            stages.append({name: value.detach() for name, value in current.items()})
+    return Adaptation(tuple(batches), tuple(stages))

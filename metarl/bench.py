@@ -269,7 +269,7 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
             config.advantage,
             rng,
             generator,
-        )
+        ).episodes
         t1 = time.perf_counter()
         params, _ = meta_update(
             exp.policy, params, MetaBatch(tuple(batches[:-1]), batches[-1]), config.inner, config.outer

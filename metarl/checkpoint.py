@@ -6,6 +6,10 @@ renamed into place, so a crash or a full disk mid-write leaves the previous chec
 It is read with ``torch.load(weights_only=True)``: a file that carries any other pickled object
 is refused and nothing in it is executed.
 
+An *adapted* checkpoint (``metarl adapt --save``) holds the policy adapted to one task as its
+parameters, with an :class:`AdaptationRecord`: the task, and the parameters after each gradient
+step, so that ``metarl render`` shows the adaptation without adapting again.
+
 What a checkpoint holds: the meta-parameters, the iteration, the resolved config, every random
 stream of the run (the numpy task and environment generators *including* their seed sequences,
 which ``Generator.spawn`` advances, and the torch generator), the best held-out return and the
@@ -42,6 +46,32 @@ class CheckpointError(RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True)
+class AdaptationRecord:
+    """How the parameters of an adapted checkpoint came about.
+
+    Attributes:
+        task: The task's mapping (``task.to_dict()``; the family reads it back with
+            ``task_from_dict``).
+        step_params: The parameters after 0, 1, …, K gradient steps; the first are those of the
+            checkpoint adapted from, the last the checkpoint's own.
+        source: The checkpoint adapted from.
+        seed: Seed of the adaptation's rollouts.
+        rollouts: Rollouts per gradient step.
+    """
+
+    task: Mapping[str, Any]
+    step_params: tuple[Params, ...]
+    source: str
+    seed: int
+    rollouts: int
+
+    @property
+    def steps(self) -> int:
+        """K, the gradient steps taken."""
+        return len(self.step_params) - 1
+
+
+@dataclasses.dataclass(frozen=True)
 class Checkpoint:
     """Everything a run needs to continue exactly where it stopped.
 
@@ -53,6 +83,7 @@ class Checkpoint:
             ``"torch"``, the torch generator state (``uint8`` tensor).
         best_eval: Best held-out post-adaptation return seen so far (``-inf`` if none).
         versions: Package versions that wrote the checkpoint.
+        adaptation: For an adapted checkpoint, its task and the parameters of every step.
     """
 
     params: Params
@@ -61,6 +92,7 @@ class Checkpoint:
     rng: Mapping[str, Any]
     best_eval: float = float("-inf")
     versions: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    adaptation: AdaptationRecord | None = None
 
 
 def versions() -> dict[str, str]:
@@ -129,6 +161,15 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "best_eval": float(ckpt.best_eval),
         "versions": {str(k): str(v) for k, v in (ckpt.versions or versions()).items()},
     }
+    if ckpt.adaptation is not None:
+        record = ckpt.adaptation
+        payload["adaptation"] = {
+            "task_json": json.dumps(dict(record.task)),
+            "step_params": [{k: v.detach().cpu().clone() for k, v in p.items()} for p in record.step_params],
+            "source": str(record.source),
+            "seed": int(record.seed),
+            "rollouts": int(record.rollouts),
+        }
     buffer = io.BytesIO()  # serialize first: torch's zip writer would turn an OSError into a RuntimeError
     torch.save(payload, buffer)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -202,9 +243,43 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             rng=dict(payload["rng"]),
             best_eval=float(payload["best_eval"]),
             versions=dict(payload["versions"]),
+            adaptation=_adaptation_record(payload.get("adaptation")),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {str(path)!r} is missing or has a malformed field ({err})") from None
+
+
+def adapted_checkpoint(source: Checkpoint, record: AdaptationRecord) -> Checkpoint:
+    """The checkpoint of the policy ``record`` ends with: ``metarl evaluate`` and ``render`` read it as a policy.
+
+    It keeps the source's configuration and iteration; it holds no random state, since it is
+    not a run to resume.
+    """
+    return dataclasses.replace(source, params=record.step_params[-1], rng={}, versions=versions(), adaptation=record)
+
+
+def _adaptation_record(data: Any) -> AdaptationRecord | None:
+    """The :class:`AdaptationRecord` of a loaded payload (None for a training checkpoint).
+
+    Raises:
+        TypeError, ValueError, KeyError: A malformed record (the caller names the file).
+    """
+    if data is None:
+        return None
+    task = json.loads(data["task_json"])
+    steps = data["step_params"]
+    if not isinstance(task, dict) or not isinstance(steps, list) or not steps:
+        raise TypeError("adaptation")
+    for params in steps:
+        if not isinstance(params, dict) or not all(isinstance(v, torch.Tensor) for v in params.values()):
+            raise TypeError("adaptation.step_params")
+    return AdaptationRecord(
+        task=task,
+        step_params=tuple(steps),
+        source=str(data["source"]),
+        seed=int(data["seed"]),
+        rollouts=int(data["rollouts"]),
+    )
 
 
 def check_params(params: Params, expected: Params, *, what: str) -> None:

@@ -22,17 +22,17 @@ import numpy as np
 # Before anything imports mujoco: headless rendering on the CPU, unless the user chose.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from metarl.checkpoint import CheckpointError, load_checkpoint
+from metarl.checkpoint import CheckpointError
 from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, describe, load_config
 from metarl.envs.base import Task, TaskError, TaskFamily
 from metarl.samplers import SamplerError
 
 if TYPE_CHECKING:
-    from metarl.experiment import Experiment
-    from metarl.policies import Params
+    from metarl.evaluate import AdaptationReport
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+MAX_STEPS = 50  # gradient steps an adapt, evaluate or render may ask for
 
 
 class CliError(Exception):
@@ -76,7 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         ("adapt", "adapt a checkpoint to one new task (e.g. a new object)"),
     ):
         p = sub.add_parser(name, help=helptext, description=helptext)
-        p.add_argument("checkpoint", type=Path, help="checkpoint file, e.g. runs/demo/checkpoints/final.pt")
+        p.add_argument(
+            "checkpoint",
+            type=Path,
+            help="checkpoint file, e.g. runs/demo/checkpoints/final.pt, or one written by adapt --save",
+        )
         p.add_argument("--steps", type=int, default=3, help="gradient steps of adaptation (default 3)")
         p.add_argument("--rollouts", type=int, help="rollouts per task per step (default: the run's inner.rollouts)")
         p.add_argument("--seed", type=int, default=0, help="seed of the rollouts (default 0)")
@@ -84,9 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             p.add_argument(
                 "--tasks",
-                default="test",
                 help="test (held-out set), train (a meta-batch of training tasks) or N "
-                "(the first N held-out tasks); default test",
+                "(the first N held-out tasks); default test, or for an adapted checkpoint its own task",
             )
         else:
             group = p.add_mutually_exclusive_group(required=True)
@@ -94,22 +97,49 @@ def _parser() -> argparse.ArgumentParser:
             group.add_argument(
                 "--object",
                 dest="task",
-                help="for grasping: an object, e.g. 'cylinder radius=0.03 height=0.12 mass=0.2'",
+                help="for grasping: an object, e.g. 'cylinder radius=0.03 height=0.12 mass=0.2', "
+                "a YAML file (a relative mesh path in it is taken beside it) or a bare mug.obj / mug.stl in metres",
+            )
+            p.add_argument(
+                "--save",
+                type=Path,
+                metavar="PATH",
+                help="write the adapted policy (and its task) as a checkpoint, e.g. adapted.pt, "
+                "that render and evaluate accept",
             )
 
     render = sub.add_parser(
         "render",
         help="video of a checkpoint before and after adapting to a task",
-        description="Adapts a checkpoint to one task, then writes an mp4 (and a small GIF) of the meta-policy "
-        "and the adapted policy side by side, with the task and each side's return on the frame.",
+        description="Writes an mp4 (and a small GIF) with one panel per number of gradient steps, side by side, "
+        "from the same start state, each captioned with the task, its steps, its running return and success. "
+        "A checkpoint from training is adapted first; one written by `metarl adapt --save` is shown as it was "
+        "adapted, without adapting again.",
     )
-    render.add_argument("checkpoint", type=Path, help="checkpoint file, e.g. runs/demo/checkpoints/final.pt")
+    render.add_argument(
+        "checkpoint", type=Path, help="checkpoint file (runs/demo/checkpoints/final.pt, or adapt --save's)"
+    )
     group = render.add_mutually_exclusive_group()
-    group.add_argument("--task", help="the task's one-line form or a YAML file (default: the first held-out task)")
-    group.add_argument("--object", dest="task", help="for grasping: an object, e.g. 'box size=0.04,0.03,0.05'")
-    render.add_argument("--steps", type=int, default=1, help="gradient steps of adaptation (default 1)")
+    group.add_argument(
+        "--task",
+        help="the task's one-line form or a YAML file (default: an adapted checkpoint's own, else the first "
+        "held-out task)",
+    )
+    group.add_argument(
+        "--object",
+        dest="task",
+        help="for grasping: an object ('box length=0.2 width=0.04 height=0.03', a YAML or OBJ/STL file)",
+    )
+    render.add_argument(
+        "--steps",
+        help="gradient steps to show, one panel each, e.g. 0,1,3 (a single K means 0,K; default 0,1, "
+        "for an adapted checkpoint 0 and its own steps)",
+    )
     render.add_argument("--rollouts", type=int, help="rollouts per step (default: the run's inner.rollouts)")
-    render.add_argument("--seed", type=int, default=0, help="seed of the rollouts and the initial state (default 0)")
+    render.add_argument("--seed", type=int, default=0, help="seed of the rollouts and the start state (default 0)")
+    render.add_argument(
+        "--size", type=int, default=480, help="side of each panel in pixels, a multiple of 16 (default 480)"
+    )
     render.add_argument("--out", type=Path, help="mp4 path (default: videos/<family>-<time>.mp4)")
     render.add_argument("--no-gif", action="store_true", help="do not write the small GIF beside the mp4")
 
@@ -211,58 +241,88 @@ def _train(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def _load_experiment(checkpoint: Path) -> tuple[Config, Experiment, Params]:
-    """The configuration, experiment and parameters of a checkpoint, architecture checked."""
-    import torch
-    import yaml
+def _evaluate(args: argparse.Namespace) -> int:
+    from metarl.evaluate import adapt_and_report
+    from metarl.experiment import load_experiment
 
-    from metarl.checkpoint import check_params
-    from metarl.experiment import build_experiment
-
-    ckpt = load_checkpoint(checkpoint)
+    _check_counts(args.steps, args.rollouts)
+    exp, ckpt = load_experiment(args.checkpoint)
     try:
-        config = config_from_dict(yaml.safe_load(ckpt.config_yaml))
-    except yaml.YAMLError:
-        raise CheckpointError(f"checkpoint {str(checkpoint)!r} has a malformed config") from None
-    exp = build_experiment(config)
-    expected = exp.policy.init_params(torch.Generator().manual_seed(0))
-    check_params(ckpt.params, expected, what=f"checkpoint {str(checkpoint)!r}")
-    return config, exp, ckpt.params
-
-
-def _adaptation(args: argparse.Namespace, pick_tasks: str | None, task_text: str | None) -> int:
-    from metarl.evaluate import evaluate_adaptation, format_report
-
-    _check_counts(args)
-    config, exp, params = _load_experiment(args.checkpoint)
-    if task_text is not None:
-        tasks = [_parse_task(exp.family, task_text)]
-    else:
-        tasks = _pick_tasks(exp.family, pick_tasks or "test", config)
-    rollouts = args.rollouts or config.inner.rollouts
-    try:
-        report = evaluate_adaptation(
-            exp.sampler, params, tasks, args.steps, rollouts, config.inner.fast_lr, config.advantage, seed=args.seed
+        if args.tasks is None and ckpt.adaptation is not None:
+            tasks = [exp.family.task_from_dict(ckpt.adaptation.task)]
+        else:
+            tasks = _pick_tasks(exp.family, args.tasks or "test", exp.config)
+        report, _ = adapt_and_report(
+            exp.sampler,
+            ckpt.params,
+            tasks,
+            args.steps,
+            args.rollouts or exp.config.inner.rollouts,
+            exp.config.inner.fast_lr,
+            exp.config.advantage,
+            seed=args.seed,
         )
     finally:
         exp.sampler.close()
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(format_report(report))
+    _print_report(report, args.json)
     return 0
 
 
-def _check_counts(args: argparse.Namespace) -> None:
-    if args.steps < 0 or args.steps > 50:
-        raise CliError(f"--steps={args.steps} is out of range; allowed: 0..50")
-    if args.rollouts is not None and args.rollouts < 1:
-        raise CliError(f"--rollouts={args.rollouts} is out of range; allowed: 1 or more")
+def _adapt(args: argparse.Namespace) -> int:
+    from metarl.checkpoint import AdaptationRecord, adapted_checkpoint, save_checkpoint
+    from metarl.evaluate import adapt_and_report
+    from metarl.experiment import load_experiment
+
+    _check_counts(args.steps, args.rollouts)
+    if args.save is not None and args.save.suffix != ".pt":
+        raise CliError(f"--save={str(args.save)!r} must end in .pt")
+    exp, ckpt = load_experiment(args.checkpoint)
+    rollouts = args.rollouts or exp.config.inner.rollouts
+    try:
+        task = exp.family.load_task(args.task)
+        report, adaptation = adapt_and_report(
+            exp.sampler,
+            ckpt.params,
+            [task],
+            args.steps,
+            rollouts,
+            exp.config.inner.fast_lr,
+            exp.config.advantage,
+            seed=args.seed,
+        )
+    finally:
+        exp.sampler.close()
+    if args.save is not None:
+        record = AdaptationRecord(
+            task.to_dict(), tuple(adaptation.task_params(0)), str(args.checkpoint), args.seed, rollouts
+        )
+        try:
+            save_checkpoint(args.save, adapted_checkpoint(ckpt, record))
+        except CheckpointError as err:
+            raise CliError(str(err), EXIT_FAILURE) from None
+    _print_report(report, args.json)
+    if args.save is not None:
+        print(
+            f"wrote {args.save} (the policy after {args.steps} step(s); metarl render {args.save} shows it)",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    return 0
+
+
+def _print_report(report: AdaptationReport, as_json: bool) -> None:
+    from metarl.evaluate import format_report
+
+    print(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+
+
+def _check_counts(steps: int, rollouts: int | None) -> None:
+    if steps < 0 or steps > MAX_STEPS:
+        raise CliError(f"--steps={steps} is out of range; allowed: 0..{MAX_STEPS}")
+    if rollouts is not None and rollouts < 1:
+        raise CliError(f"--rollouts={rollouts} is out of range; allowed: 1 or more")
 
 
 def _pick_tasks(family: TaskFamily, which: str, config: Config) -> list[Task]:
-    import numpy as np
-
     test = family.test_tasks()
     if which == "test":
         return test
@@ -273,66 +333,67 @@ def _pick_tasks(family: TaskFamily, which: str, config: Config) -> list[Task]:
     raise CliError(f"--tasks={which!r} is not allowed; allowed: test, train or N in 1..{len(test)}")
 
 
-def _parse_task(family: TaskFamily, text: str) -> Task:
-    path = Path(text)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        from metarl.config import read_yaml
-
-        return family.task_from_dict(read_yaml(path))
-    return family.parse_task(text)
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    return _adaptation(args, args.tasks, None)
-
-
-def _adapt(args: argparse.Namespace) -> int:
-    return _adaptation(args, None, args.task)
-
-
 def _render(args: argparse.Namespace) -> int:
-    import torch
+    from metarl.experiment import load_experiment
+    from metarl.video import MAX_PANELS, RenderError, render_checkpoint
 
-    from metarl.adaptation import adapt, collect_adaptation
-    from metarl.video import side_by_side, write_video
-
-    _check_counts(args)
-    config, exp, params = _load_experiment(args.checkpoint)
-    task = _parse_task(exp.family, args.task) if args.task else exp.family.test_tasks()[0]
+    steps = _parse_steps(args.steps, MAX_PANELS)
+    if args.rollouts is not None and args.rollouts < 1:
+        raise CliError(f"--rollouts={args.rollouts} is out of range; allowed: 1 or more")
+    if not (16 <= args.size <= 1024 and args.size % 16 == 0):
+        raise CliError(f"--size={args.size} is not allowed; allowed: a multiple of 16 in 16..1024")
+    exp, ckpt = load_experiment(args.checkpoint)
     out = args.out or Path("videos") / f"{exp.family.name}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
     if out.suffix != ".mp4":
-        raise CliError(f"--out={str(out)!r} must end in .mp4")
-    rollouts = args.rollouts or config.inner.rollouts
-    try:
-        seq = np.random.SeedSequence(args.seed)
-        rng = np.random.default_rng(seq.spawn(1)[0])
-        generator = torch.Generator().manual_seed(int(seq.generate_state(1)[0]))
-        batches = collect_adaptation(
-            exp.sampler, params, [task], args.steps, rollouts, config.inner.fast_lr, config.advantage, rng, generator
-        )
-    finally:
         exp.sampler.close()
-    after = params
-    if args.steps > 0:
-        adapted = adapt(exp.policy, params, batches[:-1], config.inner.fast_lr)
-        after = {k: v[0] for k, v in adapted.items()}
-    labels = ("before adaptation", f"after {args.steps} gradient step{'s' if args.steps != 1 else ''}")
+        raise CliError(f"--out={str(out)!r} must end in .mp4")
     try:
-        video = side_by_side(exp.family, exp.policy, params, after, task, labels, seed=args.seed)
-    except ValueError as err:
-        raise CliError(str(err), EXIT_FAILURE) from None
-    try:
-        paths = write_video(video, out, gif=not args.no_gif)
+        task = exp.family.load_task(args.task) if args.task else None
+        task, recording = render_checkpoint(
+            exp,
+            ckpt,
+            task,
+            steps,
+            out,
+            rollouts=args.rollouts,
+            seed=args.seed,
+            size=args.size,
+            gif=not args.no_gif,
+            progress=sys.stderr.isatty(),
+        )
+    except RenderError as err:
+        raise CliError(str(err)) from None
     except OSError as err:
         raise CliError(f"cannot write {str(out)!r}: {err}", EXIT_FAILURE) from None
-    succ = "" if video.success is None else f", success {video.success[0]} -> {video.success[1]}"
-    print(
-        f"{exp.family.name} {task.to_string()}: return {video.returns[0]:.2f} before, "
-        f"{video.returns[1]:.2f} after {args.steps} step(s){succ}"
-    )
-    for path in paths:
+    finally:
+        exp.sampler.close()
+    print(f"{exp.family.name} {task.to_string()}")
+    for i, label in enumerate(recording.labels):
+        won = "" if recording.success is None else f", {'success' if recording.success[i] else 'no success'}"
+        print(f"  {label}: return {recording.returns[i]:.2f}{won}")
+    width, height = recording.frame_size
+    panels_per_s = recording.frames * len(recording.labels) / recording.seconds
+    print(f"{recording.frames} frames of {width}x{height} in {recording.seconds:.1f} s ({panels_per_s:.1f} panels/s)")
+    for path in recording.paths:
         print(f"wrote {path}")
     return 0
+
+
+def _parse_steps(text: str | None, max_panels: int) -> list[int] | None:
+    """``"0,1,3"`` -> ``[0, 1, 3]``; ``"3"`` -> ``[0, 3]``; None stays None (the default)."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise CliError(f"--steps={text!r} is not allowed; allowed: step counts such as 0,1,3 (each 0..{MAX_STEPS})")
+    steps = [int(p) for p in parts]
+    if len(steps) == 1 and steps[0] > 0:
+        steps = [0, steps[0]]
+    if any(k > MAX_STEPS for k in steps):
+        raise CliError(f"--steps={text!r} is out of range; allowed: each 0..{MAX_STEPS}")
+    if len(set(steps)) != len(steps) or len(steps) > max_panels:
+        raise CliError(f"--steps={text!r} is not allowed; allowed: up to {max_panels} different step counts")
+    return steps
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -148,6 +148,12 @@ class LogConfig:
 
     tensorboard: bool = param(True, "write TensorBoard event files")
     plots: bool = param(True, "refresh PNG learning curves at every evaluation")
+    video_every: int = param(
+        0,
+        "every N iterations and at the end, write videos/iter_NNNN.mp4: the first held-out task before and "
+        "after run.eval_steps steps (0: never; the MuJoCo experiments set it to run.eval_every)",
+        low=0,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,10 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-from metarl.adaptation import collect_adaptation
+from metarl.adaptation import Adaptation, collect_adaptation, seeded_streams
 from metarl.config import AdvantageConfig
 from metarl.envs.base import Task
 from metarl.episodes import Episodes
@@ -88,12 +87,31 @@ def evaluate_adaptation(
         advantage: Return/baseline settings.
         seed: Seed of this evaluation's own random streams (it never touches a run's streams).
     """
-    seq = np.random.SeedSequence(seed)
-    rng = np.random.default_rng(seq.spawn(1)[0])
-    generator = torch.Generator().manual_seed(int(seq.generate_state(1)[0]))
+    return adapt_and_report(sampler, params, tasks, steps, rollouts, fast_lr, advantage, seed)[0]
+
+
+def adapt_and_report(
+    sampler: Sampler,
+    params: Params,
+    tasks: Sequence[Task],
+    steps: int,
+    rollouts: int,
+    fast_lr: float,
+    advantage: AdvantageConfig,
+    seed: int,
+) -> tuple[AdaptationReport, Adaptation]:
+    """:func:`evaluate_adaptation`, with the adaptation itself: its episodes and the adapted parameters."""
+    rng, generator = seeded_streams(seed)
     start = time.perf_counter()
-    batches = collect_adaptation(sampler, params, tasks, steps, rollouts, fast_lr, advantage, rng, generator)
-    seconds = (time.perf_counter() - start) / len(batches)
+    adaptation = collect_adaptation(sampler, params, tasks, steps, rollouts, fast_lr, advantage, rng, generator)
+    seconds = (time.perf_counter() - start) / len(adaptation.episodes)
+    return adaptation_report(sampler.family.name, tasks, adaptation.episodes, seconds), adaptation
+
+
+def adaptation_report(
+    family: str, tasks: Sequence[Task], batches: Sequence[Episodes], seconds: float
+) -> AdaptationReport:
+    """The adaptation curve of ``batches`` (batch ``k`` collected after ``k`` steps) on ``tasks``."""
     stats = []
     for k, episodes in enumerate(batches):
         per_task = episodes.returns().mean(1)
@@ -103,7 +121,7 @@ def evaluate_adaptation(
     returns = [b.returns().mean(1).tolist() for b in batches]  # [step][task]
     success = [_success(b) for b in batches]
     return AdaptationReport(
-        family=sampler.family.name,
+        family=family,
         tasks=tuple(t.to_string() for t in tasks),
         steps=tuple(stats),
         per_task_returns=tuple(tuple(float(r[i]) for r in returns) for i in range(len(tasks))),

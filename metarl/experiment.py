@@ -1,13 +1,16 @@
-"""Builds the pieces of an experiment (family, policy, sampler) from its configuration."""
+"""Builds the pieces of an experiment (family, policy, sampler) from its configuration or a checkpoint."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import torch
+import yaml
 
-from metarl.config import Config
+from metarl.checkpoint import Checkpoint, CheckpointError, check_params, load_checkpoint
+from metarl.config import Config, config_from_dict
 from metarl.envs.base import TaskFamily
 from metarl.envs.registry import make_family
 from metarl.policies import GaussianMLPPolicy
@@ -35,3 +38,28 @@ def build_experiment(config: Config) -> Experiment:
     policy = GaussianMLPPolicy(obs_dim, act_dim, p.hidden_sizes, init_std=p.init_std, min_std=p.min_std)
     sampler = make_sampler(config, family, policy)
     return Experiment(config, family, policy, sampler)
+
+
+def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:
+    """A checkpoint and the experiment its configuration builds, its parameters checked against the policy.
+
+    Raises:
+        CheckpointError: A missing, corrupt or foreign file, a malformed configuration, or
+            parameters that do not fit the policy (one line).
+        ConfigError: A configuration this version refuses.
+    """
+    ckpt = load_checkpoint(path)
+    try:
+        config = config_from_dict(yaml.safe_load(ckpt.config_yaml))
+    except yaml.YAMLError:
+        raise CheckpointError(f"checkpoint {str(path)!r} has a malformed config") from None
+    exp = build_experiment(config)
+    expected = exp.policy.init_params(torch.Generator().manual_seed(0))
+    try:
+        check_params(ckpt.params, expected, what=f"checkpoint {str(path)!r}")
+        for params in ckpt.adaptation.step_params if ckpt.adaptation is not None else ():
+            check_params(params, expected, what=f"checkpoint {str(path)!r} (a step of its adaptation)")
+    except CheckpointError:
+        exp.sampler.close()
+        raise
+    return exp, ckpt

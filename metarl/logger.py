@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 COLUMNS: tuple[str, ...] = (
     "iteration",
     "adapt/pre_return",
@@ -87,6 +89,11 @@ class RunLogger:
         with open(self.path, "a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=COLUMNS).writerow({k: _cell(row.get(k)) for k in COLUMNS})
         self._add_scalars(iteration, metrics)
+
+    def image(self, tag: str, image: np.ndarray, iteration: int) -> None:
+        """Shows a ``[H, W, 3]`` uint8 image in TensorBoard (nothing without TensorBoard)."""
+        if self._writer is not None:
+            self._writer.add_image(tag, image, iteration, dataformats="HWC")
 
     def _add_scalars(self, iteration: int, metrics: Mapping[str, float | None]) -> None:
         if self._writer is None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -97,6 +97,23 @@ def draw_noise(
     return RolloutNoise(seeds, noise)
 
 
+class StepView(NamedTuple):
+    """What :func:`rollout` shows an observer after the reset (``t = 0``) and after each step.
+
+    Attributes:
+        t: Steps taken.
+        reward: ``[B]`` reward of step ``t`` as the episodes count it: 0 at the reset, for an
+            unstable step and after the episode ended.
+        success: ``[B]`` bool, the episode has succeeded so far (all False without success).
+        alive: ``[B]`` bool, the episode is still running.
+    """
+
+    t: int
+    reward: np.ndarray
+    success: np.ndarray
+    alive: np.ndarray
+
+
 @contextlib.contextmanager
 def torch_threads(num: int) -> Iterator[None]:
     """Runs the block with ``num`` torch intra-op threads, restoring the previous count after."""
@@ -119,6 +136,7 @@ def rollout(
     horizon: int,
     draws: RolloutNoise,
     has_success: bool,
+    observer: Callable[[StepView], None] | None = None,
 ) -> Episodes:
     """Runs one episode in each of the ``N × R`` environments of ``env``, all stepped together.
 
@@ -131,6 +149,8 @@ def rollout(
         horizon: ``T``.
         draws: Reset seeds ``[N, R]`` and action noise ``[T, N, R, act_dim]``.
         has_success: Whether the family reports success (else ``success`` is NaN).
+        observer: Called after the reset and after every step, while ``env`` holds that state
+            (a video draws its frames there); it must not step or reset ``env``.
 
     Returns:
         Episodes with ``[N, T, R, ...]`` tensors (advantages zero).
@@ -159,6 +179,8 @@ def rollout(
     std = torch.exp(log_std).view(n, 1, act_dim)
     layers = policy.transposed_layers({k: v.detach() for k, v in params.items()})
     steps = horizon
+    if observer is not None:
+        observer(StepView(0, np.zeros(b), success.copy(), alive.copy()))
     with torch.no_grad():
         for t in range(horizon):
             obs_np[...] = env_obs.reshape(n, r, obs_dim)  # float64 -> dtype in one copy
@@ -177,6 +199,8 @@ def rollout(
             unstable |= alive & result.unstable
             alive &= ~result.terminated
             env_obs = _finite(result.obs)
+            if observer is not None:
+                observer(StepView(t + 1, np.where(masks[t] > 0.0, rewards[t], 0.0), success.copy(), alive.copy()))
             if not alive.any():
                 steps = t + 1
                 break

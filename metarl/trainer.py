@@ -55,6 +55,7 @@ from metarl.logger import RunLogger, read_progress
 from metarl.maml import MetaBatch, meta_update
 from metarl.plots import plot_adaptation, plot_learning_curve
 from metarl.policies import Params
+from metarl.video_log import EvaluationVideos
 
 
 class TrainingError(RuntimeError):
@@ -206,6 +207,9 @@ class Trainer:
         except OSError as err:
             self.exp.sampler.close()
             raise TrainingError(f"cannot write to the run directory: {err}") from None
+        videos = EvaluationVideos(self.run_dir, cfg, warn=lambda line: tqdm.write(line, file=sys.stderr))
+        if self.resumed:
+            videos.restore(self.exp, self.params, self.iteration, logger)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = tqdm(
             total=cfg.run.iterations,
@@ -233,6 +237,8 @@ class Trainer:
                 if last_eval is not None and metrics.get("eval/post_return") is not None:
                     self._plots(last_eval)
                     self._report(metrics, bar)
+                if videos.due(self.iteration, final):  # after the checkpoint: a failed video loses nothing
+                    videos.record(self.exp, self.params, self.iteration, logger)
                 bar.set_postfix_str(
                     f"pre {metrics['adapt/pre_return']:.1f} post {metrics['adapt/post_return']:.1f} "
                     f"{metrics['time/iteration_s']:.2f}s/it"
@@ -292,7 +298,7 @@ class Trainer:
             cfg.advantage,
             self.env_rng,
             self.generator,
-        )
+        ).episodes
         sampled = time.perf_counter()
         batch = MetaBatch(tuple(batches[:-1]), batches[-1])
         self.params, stats = meta_update(exp.policy, self.params, batch, cfg.inner, cfg.outer)

@@ -1,18 +1,27 @@
-"""Adaptation videos: the meta-policy and the adapted policy side by side on the same task.
+"""Adaptation videos: one panel per number of gradient steps, side by side, on the same task.
 
-Both policies act in one batched environment of two copies of the task, started from the same
-initial state, with their mean actions (no exploration noise), so the difference on screen is the
-adaptation alone. Each frame carries the task and the running return of each side. The mp4 is
-encoded by imageio's ffmpeg plugin; a small GIF (half size, at most 15 frames per second) goes
-beside it. Files are written to a temporary name and renamed into place.
+Every panel acts in one batched environment of copies of the task, all reset from the same
+seed (the same start state), with its policy's mean actions (no exploration noise), so the
+difference on screen is the adaptation alone. The episodes run through the sampler's own
+:func:`~metarl.samplers.rollout`, whose observer draws a frame after the reset and after every
+step. Each panel is captioned with its number of steps, its running return, a success marker
+where the family has one, and the task.
+
+Frames stream into the mp4 (imageio's ffmpeg plugin) as they are drawn, so a long video does not
+sit in memory; a small GIF (at most :data:`GIF_WIDTH` pixels wide and :data:`GIF_MAX_FPS` frames
+per second) goes beside it. Both are written under temporary names and renamed into place: a
+render that fails leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,133 +29,369 @@ import imageio.v2 as imageio
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
 
-from metarl.envs.base import Task, TaskFamily, render_fps
+from metarl.adaptation import collect_adaptation, seeded_streams
+from metarl.checkpoint import Checkpoint
+from metarl.envs.base import RenderableBatchEnv, Task, TaskFamily, render_fps
+from metarl.episodes import Episodes
+from metarl.experiment import Experiment
 from metarl.policies import GaussianMLPPolicy, Params
+from metarl.samplers import RolloutNoise, StepView, rollout, torch_threads
 
-PANEL = (320, 256)  # width, height of each side: multiples of 16 for the video encoder
-HEADER = 32
-GIF_MAX_FPS = 15
+HEADER = 48  # caption rows above each panel (pixels); with a panel side of a multiple of 16, frames suit the encoder
+GIF_WIDTH = 480
+GIF_MAX_FPS = 10
+PREVIEW_FRAMES = 5
+MAX_PANELS = 6
+_FONT_SIZE = 13
+_SUCCESS = (20, 140, 50)
+_MUTED = (110, 110, 110)
+
+
+class RenderError(ValueError):
+    """What was asked cannot be rendered (a step the checkpoint does not hold, …); one line."""
 
 
 @dataclasses.dataclass(frozen=True)
-class SideBySide:
-    """The frames and scores of one before/after rollout pair.
+class Panel:
+    """One side of a video: a policy and its caption.
 
     Attributes:
-        frames: ``[F, HEADER + H, 2 W, 3]`` uint8 frames.
-        returns: Undiscounted return of the left (before) and right (after) episode.
-        success: Whether each side succeeded, None where the family has no success.
-        fps: Frames per second for real-time playback.
+        label: The caption's first line, e.g. ``"after 3 steps"``.
+        params: Unbatched policy parameters.
     """
 
-    frames: np.ndarray
-    returns: tuple[float, float]
-    success: tuple[bool, bool] | None
+    label: str
+    params: Params
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """What a render wrote and how each panel scored.
+
+    Attributes:
+        paths: The files written (the mp4, then the GIF if asked).
+        frames: Frames in the mp4 (the start state and one per step until every episode ended).
+        frame_size: ``(width, height)`` of a frame (pixels).
+        fps: Frames per second for real-time playback (the family's control rate).
+        labels: Each panel's label, left to right.
+        returns: Each panel's undiscounted return.
+        success: Whether each panel's episode succeeded, None where the family has no success.
+        preview: ``[H, W, 3]`` uint8: :data:`PREVIEW_FRAMES` small frames stacked top to bottom
+            (what TensorBoard shows).
+        seconds: Wall time of the rollout, drawing and encoding.
+    """
+
+    paths: tuple[Path, ...]
+    frames: int
+    frame_size: tuple[int, int]
     fps: int
+    labels: tuple[str, ...]
+    returns: tuple[float, ...]
+    success: tuple[bool, ...] | None
+    preview: np.ndarray
+    seconds: float
 
 
-def side_by_side(
-    family: TaskFamily,
-    policy: GaussianMLPPolicy,
-    before: Params,
-    after: Params,
-    task: Task,
-    labels: tuple[str, str],
-    seed: int,
-) -> SideBySide:
-    """Rolls out ``before`` (left) and ``after`` (right) on ``task`` and renders every step.
+def step_label(steps: int) -> str:
+    """``"before adaptation"``, ``"after 1 step"``, ``"after 3 steps"``."""
+    if steps == 0:
+        return "before adaptation"
+    return f"after {steps} step{'s' if steps != 1 else ''}"
+
+
+def render_checkpoint(
+    exp: Experiment,
+    ckpt: Checkpoint,
+    task: Task | None,
+    steps: Sequence[int] | None,
+    out: Path,
+    *,
+    rollouts: int | None = None,
+    seed: int = 0,
+    size: int = 480,
+    gif: bool = True,
+    progress: bool = False,
+) -> tuple[Task, Recording]:
+    """``metarl render``: the policy of a checkpoint before and after adapting to a task.
+
+    A meta-trained checkpoint is adapted first (``max(steps)`` gradient steps of ``rollouts``
+    rollouts, the run's ``inner.rollouts`` by default, from :func:`seeded_streams(seed)
+    <metarl.adaptation.seeded_streams>`); an adapted checkpoint (``metarl adapt --save``) is shown
+    as it was adapted, without adapting again. The sampler of ``exp`` is closed afterwards.
 
     Args:
-        family: The task family (its batch env must have ``render(index, width, height)``).
-        policy: Architecture.
-        before: Unbatched parameters of the left policy.
-        after: Unbatched parameters of the right policy.
-        task: The task both act on.
-        labels: Titles of the two panels.
-        seed: Seed of the (shared) initial state.
+        exp: The experiment of the checkpoint (:func:`metarl.experiment.load_experiment`).
+        ckpt: The checkpoint.
+        task: The task; None for the adapted checkpoint's own, or the first held-out task.
+        steps: Step counts, one panel each; None for ``0, 1`` (an adapted checkpoint: ``0, K``).
+        out: The mp4 path; see :func:`render_adaptation` for the rest.
+
+    Returns:
+        The task shown and the recording.
+
+    Raises:
+        RenderError: An adapted checkpoint asked for another task or for more steps than it holds.
     """
-    env = family.make_batch_env(2)
-    render: Callable[[int, int, int], np.ndarray] | None = getattr(env, "render", None)
-    if render is None:
-        env.close()
-        raise ValueError(f"{family.name} has no renderer")
+    config, family = exp.config, exp.family
     try:
-        env.set_tasks([task, task])
-        obs = env.reset([np.random.default_rng(seed), np.random.default_rng(seed)])
-        params = {k: torch.stack([before[k].detach(), after[k].detach()]) for k in before}
-        dtype = params["log_std"].dtype
-        totals, done = np.zeros(2), np.zeros(2, dtype=bool)
-        success = np.zeros(2, dtype=bool)
-        frames = [_compose(render, labels, totals, task)]
-        for _ in range(family.horizon):
-            with torch.no_grad():
-                mean, _ = policy.task_distribution(params, torch.from_numpy(obs).to(dtype).view(2, 1, -1))
-            result = env.step(mean.view(2, -1).numpy().astype(np.float64))
-            totals += np.where(done | result.unstable, 0.0, result.reward)
-            if result.success is not None:
-                success |= ~done & result.success
-            done |= result.terminated
-            obs = np.where(np.isfinite(result.obs), result.obs, 0.0)
-            frames.append(_compose(render, labels, totals, task))
-            if done.all():
-                break
+        record = ckpt.adaptation
+        if record is not None:
+            own = family.task_from_dict(record.task)
+            if task is not None and task != own:
+                raise RenderError(
+                    f"the checkpoint is adapted to {own.to_string()!r}, not {task.to_string()!r}; "
+                    f"render the checkpoint it came from ({record.source}) to adapt to another task"
+                )
+            task = own
+            steps = list(steps) if steps is not None else sorted({0, record.steps})
+            if max(steps) > record.steps:
+                raise RenderError(
+                    f"the checkpoint holds the policy after 0..{record.steps} steps, not {max(steps)}; "
+                    f"render the checkpoint it came from ({record.source}) to adapt further"
+                )
+            step_params = list(record.step_params)
+        else:
+            task = task if task is not None else family.test_tasks()[0]
+            steps = list(steps) if steps is not None else [0, 1]
+            rng, generator = seeded_streams(seed)
+            adaptation = collect_adaptation(
+                exp.sampler,
+                ckpt.params,
+                [task],
+                max(steps),
+                rollouts or config.inner.rollouts,
+                config.inner.fast_lr,
+                config.advantage,
+                rng,
+                generator,
+            )
+            step_params = adaptation.task_params(0)
+    finally:
+        exp.sampler.close()
+    recording = render_adaptation(
+        family, exp.policy, task, step_params, steps, out, seed=seed, size=size, gif=gif, progress=progress
+    )
+    return task, recording
+
+
+def render_adaptation(
+    family: TaskFamily,
+    policy: GaussianMLPPolicy,
+    task: Task,
+    step_params: Sequence[Params],
+    steps: Sequence[int],
+    out: Path,
+    *,
+    seed: int,
+    size: int = 480,
+    gif: bool = True,
+    progress: bool = False,
+) -> Recording:
+    """Renders the policy after each of ``steps`` gradient steps, one panel each, into ``out``.
+
+    Args:
+        family: The task family (its batch env must be a
+            :class:`~metarl.envs.base.RenderableBatchEnv`).
+        policy: Architecture.
+        task: The task every panel acts on (the one adapted to).
+        step_params: Unbatched parameters after 0, 1, …, K gradient steps, from
+            :meth:`Adaptation.task_params <metarl.adaptation.Adaptation.task_params>` or an
+            adapted checkpoint's :class:`~metarl.checkpoint.AdaptationRecord`.
+        steps: The step counts to show, left to right, each at most K.
+        out: The mp4 path.
+        seed: Seed of the start state (shared by every panel).
+        size: Side of each square panel (pixels, a multiple of 16).
+        gif: Also write ``out`` with suffix ``.gif``.
+        progress: Show a progress bar of the frames drawn.
+
+    Raises:
+        ValueError: A step count beyond K, or a family that cannot render.
+        OSError: A file cannot be written (nothing is left behind).
+    """
+    for k in steps:
+        if not 0 <= k < len(step_params):
+            raise ValueError(f"step {k} is not available; allowed: 0..{len(step_params) - 1}")
+    panels = [Panel(step_label(k), step_params[k]) for k in steps]
+    return render_panels(family, policy, task, panels, out, seed=seed, size=size, gif=gif, progress=progress)
+
+
+def render_panels(
+    family: TaskFamily,
+    policy: GaussianMLPPolicy,
+    task: Task,
+    panels: Sequence[Panel],
+    out: Path,
+    *,
+    seed: int,
+    size: int = 480,
+    gif: bool = True,
+    progress: bool = False,
+) -> Recording:
+    """Rolls out every panel's policy on ``task`` from one start state and writes the video.
+
+    See :func:`render_adaptation` for the arguments; ``panels`` says what each side shows.
+    """
+    if not 1 <= len(panels) <= MAX_PANELS:
+        raise ValueError(f"{len(panels)} panels is out of range; allowed: 1..{MAX_PANELS}")
+    if size < 16 or size % 16:
+        raise ValueError(f"size={size} is not allowed; allowed: a multiple of 16, at least 16")
+    start = time.perf_counter()
+    env = family.make_batch_env(len(panels))
+    try:
+        if not isinstance(env, RenderableBatchEnv):
+            raise ValueError(f"{family.name} has no renderer")
+        writer = _VideoFiles(out, render_fps(family.control_dt), gif)
+        try:
+            episodes = _record(env, family, policy, task, panels, seed, size, writer, progress)
+            paths = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
     finally:
         env.close()
-    return SideBySide(
-        frames=np.stack(frames),
-        returns=(float(totals[0]), float(totals[1])),
-        success=(bool(success[0]), bool(success[1])) if family.has_success else None,
-        fps=render_fps(family.control_dt),
+    returns = episodes.returns()[:, 0]
+    success = episodes.success[:, 0] > 0.5
+    return Recording(
+        paths=tuple(paths),
+        frames=writer.frames,
+        frame_size=(len(panels) * size, HEADER + size),
+        fps=writer.fps,
+        labels=tuple(p.label for p in panels),
+        returns=tuple(float(r) for r in returns.tolist()),
+        success=tuple(bool(s) for s in success.tolist()) if family.has_success else None,
+        preview=writer.preview(),
+        seconds=time.perf_counter() - start,
     )
 
 
-def _compose(
-    render: Callable[[int, int, int], np.ndarray], labels: tuple[str, str], totals: np.ndarray, task: Task
-) -> np.ndarray:
-    width, height = PANEL
-    panels = [np.asarray(render(i, width, height), dtype=np.uint8) for i in range(2)]
-    canvas = Image.new("RGB", (2 * width, HEADER + height), (255, 255, 255))
-    for i, panel in enumerate(panels):
-        canvas.paste(Image.fromarray(panel), (i * width, HEADER))
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=12)
-    for i, label in enumerate(labels):
-        draw.text((i * width + 6, 2), f"{label}   return {totals[i]:.1f}", fill=(0, 0, 0), font=font)
-    draw.text((6, 17), _short(task.to_string(), 90), fill=(90, 90, 90), font=font)
-    draw.line([(width, HEADER), (width, HEADER + height)], fill=(255, 255, 255), width=2)
-    return np.asarray(canvas)
+def _record(
+    env: RenderableBatchEnv,
+    family: TaskFamily,
+    policy: GaussianMLPPolicy,
+    task: Task,
+    panels: Sequence[Panel],
+    seed: int,
+    size: int,
+    writer: _VideoFiles,
+    progress: bool,
+) -> Episodes:
+    """Runs the sampler's rollout with mean actions, drawing every state into ``writer``; returns the episodes."""
+    n, horizon = len(panels), family.horizon
+    params = {k: torch.stack([p.params[k].detach() for p in panels]) for k in panels[0].params}
+    dtype = params["log_std"].dtype
+    draws = RolloutNoise(  # one seed for every panel: the same start state; zero noise: the mean action
+        seeds=np.full((n, 1), seed, dtype=np.int64),
+        noise=torch.zeros(horizon, n, 1, policy.act_dim, dtype=dtype),
+    )
+    captions = _Captions([p.label for p in panels], task.to_string(), size, family.has_success)
+    totals = np.zeros(n)
+    # one torch thread: a forward of a few rows is quicker alone than shared with the renderer's threads
+    with torch_threads(1), tqdm(total=horizon + 1, unit="frame", desc="render", disable=not progress) as bar:
+
+        def draw(view: StepView) -> None:
+            totals[:] += view.reward
+            images = [np.asarray(env.render(i, size, size), dtype=np.uint8) for i in range(n)]
+            writer.append(captions.compose(images, totals, view.success if family.has_success else None))
+            bar.update(1)
+
+        return rollout(env, policy, params, [task] * n, horizon, draws, family.has_success, observer=draw)
 
 
-def _short(text: str, limit: int) -> str:
-    """``text`` with long decimals rounded to 3 places, cut to ``limit`` characters."""
-    text = re.sub(r"-?\d+\.\d{4,}", lambda m: f"{float(m.group()):.3f}", text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+class _Captions:
+    """Lays panels side by side under their captions: label, running return, success, task."""
+
+    def __init__(self, labels: Sequence[str], task: str, size: int, has_success: bool):
+        self.labels = list(labels)
+        self.size = size
+        self.font = ImageFont.load_default(size=_FONT_SIZE)
+        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        self.task = _fit(probe, _short(task), self.font, size - 12)
+        self.has_success = has_success
+
+    def compose(self, images: Sequence[np.ndarray], totals: np.ndarray, success: np.ndarray | None) -> np.ndarray:
+        size = self.size
+        canvas = Image.new("RGB", (len(images) * size, HEADER + size), (255, 255, 255))
+        draw = ImageDraw.Draw(canvas)
+        for i, image in enumerate(images):
+            x = i * size
+            canvas.paste(Image.fromarray(image), (x, HEADER))
+            draw.text((x + 6, 2), self.labels[i], fill=(0, 0, 0), font=self.font)
+            score = f"return {totals[i]:.1f}"
+            draw.text((x + size - 6 - draw.textlength(score, font=self.font), 2), score, fill=(0, 0, 0), font=self.font)
+            if success is not None:
+                won = bool(success[i])
+                disc = (x + 7, 20, x + 17, 30)
+                draw.ellipse(disc, fill=_SUCCESS if won else None, outline=_SUCCESS if won else _MUTED, width=2)
+                text = "success" if won else "no success yet"
+                draw.text((x + 22, 17), text, fill=_SUCCESS if won else _MUTED, font=self.font)
+            draw.text((x + 6, 32), self.task, fill=_MUTED, font=self.font)
+            if i:
+                draw.line([(x, 0), (x, HEADER + size)], fill=(255, 255, 255), width=2)
+        return np.asarray(canvas)
 
 
-def write_video(video: SideBySide, path: Path, gif: bool = True) -> list[Path]:
-    """Writes ``path`` (mp4) and, with ``gif``, ``path`` with suffix ``.gif``; returns the paths.
-
-    Raises:
-        OSError: If a file cannot be written; no partial file is left behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = [path]
-    frames: list[Any] = list(video.frames)
-    _atomic(path, lambda tmp: imageio.mimwrite(tmp, frames, fps=video.fps, macro_block_size=16))
-    if gif:
-        step = max(1, round(video.fps / GIF_MAX_FPS))
-        small: list[Any] = [np.asarray(Image.fromarray(f).reduce(2)) for f in video.frames[::step]]
-        gif_path = path.with_suffix(".gif")
-        _atomic(gif_path, lambda tmp: imageio.mimwrite(tmp, small, duration=1000 * step / video.fps, loop=0))
-        written.append(gif_path)
-    return written
+def _short(text: str) -> str:
+    """``text`` with long decimals rounded to 3 places."""
+    return re.sub(r"-?\d+\.\d{4,}", lambda m: f"{float(m.group()):.3f}", text)
 
 
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: float) -> str:
+    """``text``, cut short with an ellipsis until it is at most ``width`` pixels wide."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+class _VideoFiles:
+    """Streams frames into a temporary mp4 (and collects small GIF frames); renamed into place at the end."""
+
+    def __init__(self, path: Path, fps: int, gif: bool):
+        if path.suffix != ".mp4":
+            raise ValueError(f"{str(path)!r} must end in .mp4")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.fps, self.frames = path, fps, 0
+        self.gif_path = path.with_suffix(".gif") if gif else None
+        self._tmp = _temporary(path)
+        self._writer: Any = imageio.get_writer(str(self._tmp), format="FFMPEG", fps=fps, macro_block_size=16)
+        self._gif_step = max(1, math.ceil(fps / GIF_MAX_FPS))
+        self._small: list[np.ndarray] = []
+
+    def append(self, frame: np.ndarray) -> None:
+        self._writer.append_data(frame)
+        if self.frames % self._gif_step == 0:
+            factor = max(1, math.ceil(frame.shape[1] / GIF_WIDTH))
+            self._small.append(np.asarray(Image.fromarray(frame).reduce(factor)))
+        self.frames += 1
+
+    def preview(self) -> np.ndarray:
+        """:data:`PREVIEW_FRAMES` of the small frames, evenly spaced, stacked top to bottom."""
+        picks = np.unique(np.linspace(0, len(self._small) - 1, PREVIEW_FRAMES).round().astype(int))
+        return np.concatenate([self._small[i] for i in picks], axis=0)
+
+    def finish(self) -> list[Path]:
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        written = [self.path]
+        if self.gif_path is not None:
+            tmp = _temporary(self.gif_path)
+            try:
+                frames: list[Any] = self._small
+                imageio.mimwrite(tmp, frames, duration=1000 * self._gif_step / self.fps, loop=0)
+                os.replace(tmp, self.gif_path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            written.append(self.gif_path)
+        return written
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):  # the encoder may be broken already (disk full): the file is what matters
+            self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")

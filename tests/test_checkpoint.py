@@ -17,8 +17,10 @@ import yaml
 import metarl.checkpoint
 from metarl.checkpoint import (
     FORMAT,
+    AdaptationRecord,
     Checkpoint,
     CheckpointError,
+    adapted_checkpoint,
     check_params,
     config_mismatches,
     generator_state,
@@ -308,3 +310,39 @@ def test_resume_warns_when_package_versions_changed(
     Trainer.resume(other)
     err = capsys.readouterr().err
     assert f"mujoco 0.0.1 -> {versions()['mujoco']}" in err
+
+
+# ---------------------------------------------------------------------------------------------- adapted checkpoints
+
+
+def test_an_adapted_checkpoint_keeps_its_task_and_every_step(tmp_path: Path) -> None:
+    source = sample_checkpoint()
+    steps = tuple({k: v + i for k, v in source.params.items()} for i in range(3))
+    record = AdaptationRecord({"goal": [0.1, -0.2]}, steps, "runs/x/final.pt", seed=4, rollouts=5)
+    save_checkpoint(tmp_path / "adapted.pt", adapted_checkpoint(source, record))
+    back = load_checkpoint(tmp_path / "adapted.pt")
+    assert back.adaptation is not None and back.adaptation.steps == 2
+    assert (back.adaptation.task, back.adaptation.source, back.adaptation.seed, back.adaptation.rollouts) == (
+        {"goal": [0.1, -0.2]},
+        "runs/x/final.pt",
+        4,
+        5,
+    )
+    for key in source.params:
+        assert torch.equal(back.params[key], steps[-1][key])  # read as a policy: the adapted one
+        assert all(torch.equal(a[key], b[key]) for a, b in zip(back.adaptation.step_params, steps, strict=True))
+    assert back.config_yaml == source.config_yaml and back.iteration == source.iteration and back.rng == {}
+    assert load_checkpoint(tmp_path / "adapted.pt").adaptation is not None
+    save_checkpoint(tmp_path / "plain.pt", source)
+    assert load_checkpoint(tmp_path / "plain.pt").adaptation is None
+
+
+def test_a_malformed_adaptation_record_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = sample_checkpoint()
+    record = AdaptationRecord({"goal": [0.1, -0.2]}, (source.params,), "src.pt", seed=0, rollouts=1)
+    save_checkpoint(tmp_path / "adapted.pt", adapted_checkpoint(source, record))
+    payload = torch.load(tmp_path / "adapted.pt", weights_only=True)
+    payload["adaptation"]["task_json"] = "{not json"
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="missing or has a malformed field"):
+        load_checkpoint(tmp_path / "bad.pt")

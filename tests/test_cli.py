@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from metarl.cli import main
+from metarl.video import HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
@@ -117,20 +119,78 @@ def test_evaluate_bad_tasks_choice(trained: Path, capsys: pytest.CaptureFixture[
     assert "--tasks='everything' is not allowed" in capsys.readouterr().err
 
 
-def test_render_writes_a_side_by_side_video(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_writes_one_panel_per_step_count(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import imageio.v2 as imageio
 
     out = tmp_path / "videos" / "nav.mp4"
     ckpt = str(trained / "checkpoints" / "final.pt")
-    assert main(["render", ckpt, "--task", "goal=0.3,0.2", "--rollouts", "2", "--out", str(out)]) == 0
-    assert "return" in capsys.readouterr().out
+    args = ["render", ckpt, "--task", "goal=0.3,0.2", "--steps", "0,1,3", "--rollouts", "2", "--size", "128"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for label in ("before adaptation: return", "after 1 step: return", "after 3 steps: return"):
+        assert label in printed
     frames = imageio.mimread(out, memtest=False)
     assert len(frames) == 21  # the initial state and one frame per step of the 20-step horizon
-    assert frames[0].shape == (288, 640, 3)
-    assert not np.array_equal(frames[-1][40:, :320], frames[-1][40:, 320:])  # the two sides differ
+    assert frames[0].shape == (HEADER + 128, 3 * 128, 3)
+    last = frames[-1][HEADER:].astype(int)
+    panels = [last[:, i * 128 : (i + 1) * 128] for i in range(3)]
+    assert all(np.abs(panels[i] - panels[j]).mean() > 1 for i, j in ((0, 1), (0, 2), (1, 2)))  # they differ
     gif = imageio.mimread(out.with_suffix(".gif"))
-    assert gif[0].shape[:2] == (144, 320)
+    assert gif[0].shape[1] <= 480
     assert sorted(p.name for p in out.parent.iterdir()) == ["nav.gif", "nav.mp4"]  # no temporary files left
+
+
+def test_adapt_save_then_render_and_evaluate_it(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import imageio.v2 as imageio
+
+    import metarl.video
+    from metarl.checkpoint import load_checkpoint
+
+    ckpt = str(trained / "checkpoints" / "final.pt")
+    saved = tmp_path / "adapted.pt"
+    assert (
+        main(["adapt", ckpt, "--task", "goal=0.2,-0.3", "--steps", "2", "--rollouts", "2", "--save", str(saved)]) == 0
+    )
+    assert f"wrote {saved}" in capsys.readouterr().out
+    adapted = load_checkpoint(saved)
+    assert adapted.adaptation is not None and adapted.adaptation.task == {"goal": [0.2, -0.3]}
+    assert adapted.adaptation.steps == 2 and adapted.adaptation.source == ckpt
+    for key, value in adapted.params.items():  # its policy is the last step's; the first step is the source's
+        assert torch.equal(value, adapted.adaptation.step_params[-1][key])
+        assert torch.equal(adapted.adaptation.step_params[0][key], load_checkpoint(ckpt).params[key])
+
+    def no_adapting(*args: object, **kwargs: object) -> None:
+        raise AssertionError("render adapted again")
+
+    monkeypatch.setattr(metarl.video, "collect_adaptation", no_adapting)
+    out = tmp_path / "adapted.mp4"
+    assert main(["render", str(saved), "--size", "64", "--no-gif", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "goal=0.2,-0.3" in printed and "before adaptation" in printed and "after 2 steps" in printed
+    assert imageio.mimread(out, memtest=False)[0].shape == (HEADER + 64, 128, 3)
+    assert main(["render", str(saved), "--steps", "0,1,2", "--size", "64", "--no-gif", "--out", str(out)]) == 0
+    capsys.readouterr()
+
+    assert main(["render", str(saved), "--steps", "3", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "holds the policy after 0..2 steps, not 3" in capsys.readouterr().err
+    assert main(["render", str(saved), "--task", "goal=0.1,0.1", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "is adapted to 'goal=0.2,-0.3'" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
+
+    assert main(["evaluate", str(saved), "--steps", "0", "--rollouts", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tasks"] == ["goal=0.2,-0.3"]  # its own task by default
+
+
+def test_adapt_save_refuses_a_path_that_is_not_a_checkpoint(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = str(trained / "checkpoints" / "final.pt")
+    assert main(["adapt", ckpt, "--task", "goal=0,0", "--save", str(tmp_path / "adapted.txt")]) == 2
+    assert "--save=" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -138,7 +198,11 @@ def test_render_writes_a_side_by_side_video(trained: Path, tmp_path: Path, capsy
     [
         (["--task", "goal=7"], "goal=7 must be two numbers"),
         (["--out", "video.avi"], "--out='video.avi' must end in .mp4"),
-        (["--steps", "99"], "--steps=99 is out of range"),
+        (["--steps", "99"], "--steps='99' is out of range"),
+        (["--steps", "0,1,1"], "up to 6 different step counts"),
+        (["--steps", "one"], "--steps='one' is not allowed"),
+        (["--size", "100"], "--size=100 is not allowed"),
+        (["--task", "missing.yaml"], "task file 'missing.yaml' does not exist"),
     ],
 )
 def test_render_bad_input_writes_nothing(

@@ -159,6 +159,19 @@ def test_task_round_trips(family: TaskFamily) -> None:
         assert family.task_from_dict(task.to_dict()) == task
 
 
+def test_load_task_reads_the_one_line_form_and_a_yaml_file(family: TaskFamily, tmp_path: Path) -> None:
+    import yaml
+
+    for i, task in enumerate(_tasks(family, 2) + family.test_tasks()[:1]):
+        assert family.load_task(task.to_string()) == task
+        file = tmp_path / f"task{i}.yaml"
+        file.write_text(yaml.safe_dump(task.to_dict()))
+        assert family.load_task(str(file)) == task
+    with pytest.raises(TaskError, match=r"missing\.yaml") as err:  # one line that names the file
+        family.load_task(str(tmp_path / "missing.yaml"))
+    assert "\n" not in str(err.value)
+
+
 def test_test_tasks_are_fixed_and_held_out(family: TaskFamily) -> None:
     test = family.test_tasks()
     assert test and test == envs.make_family(family.name).test_tasks()

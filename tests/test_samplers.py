@@ -11,7 +11,7 @@ from metarl.envs.base import StepResult
 from metarl.envs.registry import family_names, make_family
 from metarl.episodes import Episodes
 from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, stack_params
-from metarl.samplers import BatchSampler, draw_noise, make_sampler
+from metarl.samplers import BatchSampler, StepView, draw_noise, make_sampler, rollout
 
 HORIZON = 25
 TASKS, ROLLOUTS = 2, 2
@@ -119,3 +119,23 @@ def test_make_sampler_local_and_ray_without_ray(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigError, match=r"pip install -e '\.\[ray\]'") as err:
         make_sampler(load_config(None, ["sampler.backend=ray"]), family, policy)
     assert "\n" not in str(err.value)
+
+
+def test_rollout_observer_sees_what_the_episodes_count() -> None:
+    """The observer's rewards add up to the episodes' returns, step by step (a video's running return)."""
+    sampler, params, tasks = _setup("Navigation2D")
+    family, policy = sampler.family, sampler.policy
+    draws = draw_noise(
+        TASKS, ROLLOUTS, HORIZON, policy.act_dim, torch.float64, np.random.default_rng(3), torch.Generator()
+    )
+    views: list[StepView] = []
+    env = family.make_batch_env(TASKS * ROLLOUTS)
+    episodes = rollout(env, policy, params, tasks, HORIZON, draws, family.has_success, observer=views.append)
+    assert [v.t for v in views] == list(range(len(views))) and 1 < len(views) <= HORIZON + 1
+    running = np.cumsum([v.reward for v in views], axis=0)  # [steps + 1, N * R]
+    returns = episodes.rewards.sum(1).reshape(-1)  # [N, T, R] -> [N * R], environment i * R + k
+    np.testing.assert_allclose(running[-1], returns.numpy(), rtol=1e-12)
+    assert views[0].alive.all() and not views[0].reward.any()
+    for view, masks in zip(views[1:], episodes.masks.permute(1, 0, 2).reshape(HORIZON, -1), strict=False):
+        assert not view.reward[masks.numpy() == 0].any()  # nothing counted after an episode ended
+    env.close()

@@ -87,7 +87,7 @@ from gymnasium import spaces
 
 from metarl.envs.base import FamilyEnv, StepResult, Task, TaskError, check_finite_range, describe_range
 from metarl.envs.grasping import physics, scene
-from metarl.envs.grasping.objects import ObjectSpec
+from metarl.envs.grasping.objects import ObjectSpec, load_object
 from metarl.envs.mujoco_batch import quiet_mujoco_log
 
 MOVE_STEP = 0.02  # m: the hand's target moves at most this far per control step along each axis
@@ -225,6 +225,10 @@ class GraspObject:
 
     def task_from_dict(self, data: Mapping[str, Any]) -> Task:
         return GraspTask(ObjectSpec.from_dict(data))
+
+    def load_task(self, source: str) -> Task:
+        """The one-line form, a YAML file (a relative mesh path in it is taken beside it) or a bare OBJ/STL file."""
+        return GraspTask(load_object(source))
 
     def task_space(self) -> dict[str, str]:
         mass, friction = self.options.mass_range, self.options.friction_range

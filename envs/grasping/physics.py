@@ -16,7 +16,9 @@ import mujoco.batch
 import numpy as np
 
 from metarl.envs.grasping import scene
-from metarl.envs.mujoco_batch import PhysicsBatch, fixed_camera
+from metarl.envs.mujoco_batch import BodyFraming, PhysicsBatch
+
+CAMERA = BodyFraming(("hand", "object"), azimuth=135.0, elevation=-25.0)  # the hand and the object, closely
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +118,6 @@ class GraspPhysics:
         self._physics: PhysicsBatch | None = None
         self._layout_key: tuple[int, ...] | None = None
         self._layout: scene.SceneLayout | None = None
-        self._camera: mujoco.MjvCamera | None = None
         self._state: PhysicsState | None = None
         self._ctrl_low, self._ctrl_high = np.zeros(0), np.zeros(0)
 
@@ -134,7 +135,6 @@ class GraspPhysics:
             self._physics = PhysicsBatch(first, self.num_envs, self.num_threads, scene.SUBSTEPS, ("sensordata",))
             self._layout_key = key
             self._layout = scene.scene_layout(first)
-            self._camera = fixed_camera(first, scene.CAMERA)
             self._ctrl_low, self._ctrl_high = first.actuator_ctrlrange.T.copy()
         self._physics.set_models(models)
 
@@ -208,10 +208,9 @@ class GraspPhysics:
         )
 
     def render(self, index: int, width: int, height: int) -> np.ndarray:
-        """``[height, width, 3]`` uint8 image of simulation ``index`` from the overview camera."""
+        """``[height, width, 3]`` uint8 image of simulation ``index``, the hand and the object framed closely."""
         physics, _ = self._bound()
-        assert self._camera is not None
-        return physics.render(index, width, height, self._camera)
+        return physics.render(index, width, height, CAMERA)
 
     def close(self) -> None:
         """Frees the renderers and the batch's threads."""
