@@ -117,6 +117,12 @@ Held-out test tasks
 * Random-parameter families: 40 parameter sets drawn once from a fixed seed, never returned by
   ``sample_tasks``.
 
+Validation tasks (``validation_tasks``, they choose ``best.pt``; test tasks are for reporting):
+``sample_tasks`` from another fixed seed, as many as the test tasks, so never a test task. The
+direction families have only two tasks: their validation tasks are the same two directions as
+their test tasks, evaluated with other rollout seeds, so for them ``best.pt`` is chosen on the
+tasks it is reported on.
+
 Version history: v0, first release (gymnasium 1.x models, MuJoCo 4); before the release the
 HalfCheetah and Ant families' control cost moved to the clipped action (the MAML paper's code).
 """
@@ -146,6 +152,7 @@ from metarl.envs.mujoco_batch import PhysicsBatch, load_gymnasium_model, trackin
 from metarl.envs.registry import FamilySpec
 
 _TEST_SEED = 20170309  # fixed seed of every held-out test set (the MAML paper's arXiv date)
+_VALIDATION_SEED = 170303400  # fixed seed of every validation set (the MAML paper's arXiv number)
 _VELOCITY_LIMIT = 10.0  # m/s, the largest goal speed any task or option may ask for
 _GOAL_LIMIT = 10.0  # m, the largest AntGoal coordinate
 _PARAM_BASE = 1.5  # random-parameter scales are _PARAM_BASE ** u
@@ -597,6 +604,13 @@ class LocomotionFamily(FlatTaskFamily):
         return cost
 
     # ---- shared task plumbing ----------------------------------------------------------------
+
+    def validation_tasks(self) -> list[Task]:
+        """``sample_tasks`` from the fixed validation seed, as many as the test tasks (see the module
+        docstring); the direction families' are their test tasks, the whole task space."""
+        if not self.test_tasks_held_out:
+            return self.test_tasks()
+        return self.sample_tasks(self.options.num_test_tasks, np.random.default_rng(_VALIDATION_SEED))
 
     def _held_out(self, draw: Any) -> list[Task]:
         """Draws the fixed test tasks with ``draw(n, rng)`` from the fixed seed."""
