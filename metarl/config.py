@@ -132,16 +132,9 @@ class OuterConfig:
     ls_max_steps: int = param(15, "line-search steps before the update is rejected", low=1, high=1000)
     hvp_subsample: float = param(
         1.0,
-        "fraction of each rollout's query steps (evenly spaced) where the KL's Fisher products are taken; "
-        "1: exact. The adapted parameters, gradient and line search always use every step",
-        low=0,
-        high=1,
-        low_open=True,
-    )
-    jacobian_subsample: float = param(
-        1.0,
-        "fraction of each rollout's support steps (evenly spaced) where the inner loss's Hessian in the inner "
-        "step's Jacobian I - a*H is taken for the curvature; 1: exact. The adapted parameters stay exact",
+        "fraction of each rollout's query steps (evenly spaced) where the KL's Fisher is taken in the curvature "
+        "products; 1: exact. The adapted parameters, the support Hessians, the gradient and the line search "
+        "always use every step",
         low=0,
         high=1,
         low_open=True,

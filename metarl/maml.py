@@ -8,8 +8,8 @@ The trust-region update follows the MAML paper (Finn et al., 2017) and TRPO (Sch
 parameters ``θ'(θ)``, mean KL between the old and new adapted policies, exact Hessian-vector
 products of that KL through the inner step (in Gauss-Newton form, :func:`curvature_product`),
 conjugate gradient, the step ``√(2δ / sᵀHs)`` (``sᵀHs`` from the CG residual, not another
-product), then a backtracking line search. The curvature may be estimated on a subset of the
-steps (``outer.hvp_subsample``, ``outer.jacobian_subsample``); the adapted parameters, the
+product), then a backtracking line search. The KL's Fisher may be estimated on a subset of the
+query steps (``outer.hvp_subsample``); the adapted parameters, the inner steps' Jacobians, the
 gradient, the line search and its KL check always use every step.
 """
 
@@ -130,9 +130,9 @@ def mean_kl(old_mean: Tensor, old_log_std: Tensor, mean: Tensor, log_std: Tensor
 def subsample_steps(episodes: Episodes, fraction: float) -> Episodes:
     """Evenly spaced time steps of every rollout: ``t = ⌊k T / K⌋`` for ``k < K = ⌈fraction · T⌉``.
 
-    The states where the trust region's curvature may be estimated (``outer.hvp_subsample``,
-    ``outer.jacobian_subsample``): a spread over every rollout and the whole horizon, the same
-    on every call (no random draw). ``fraction`` 1 returns ``episodes`` itself.
+    The query states where the KL's Fisher may be estimated (``outer.hvp_subsample``): a spread
+    over every rollout and the whole horizon, the same on every call (no random draw).
+    ``fraction`` 1 returns ``episodes`` itself.
     """
     steps = episodes.rewards.shape[1]
     keep = max(1, math.ceil(fraction * steps))
@@ -193,7 +193,7 @@ class GroupCurvature(NamedTuple):
         loss: The group's share of the surrogate loss.
         gradient: ``[P]`` the group's share of the meta-gradient (exact: every support and query step).
         inner_steps: The inner loss of each inner step at its parameters, whose Hessian enters the
-            step's Jacobian ``J_k = I − α ∇²L_k`` in the curvature products (empty: first order).
+            step's Jacobian ``J_k = I − α ∇²L_k`` (empty: first order).
         fast_lr: ``α``.
         kl: The KL's Gauss-Newton term on the query steps, at the adapted parameters.
     """
@@ -214,15 +214,17 @@ def group_curvature(
     num_tasks: int,
     *,
     hvp_subsample: float = 1.0,
-    jacobian_subsample: float = 1.0,
 ) -> GroupCurvature:
     """Adapts, then computes the surrogate, the meta-gradient and the curvature terms of one group.
 
-    The adapted parameters, the surrogate and the gradient always use every step. The curvature
-    (:func:`curvature_product`) is exact with both fractions 1; below 1 it estimates the KL's
-    Fisher on the query steps of :func:`subsample_steps` (``hvp_subsample``) and the inner losses'
-    Hessians on the support steps of :func:`subsample_steps` (``jacobian_subsample``), still at
-    the exact adapted parameters.
+    The adapted parameters, the surrogate, the gradient and the inner steps' Jacobians always use
+    every step. The curvature (:func:`curvature_product`) is exact with ``hvp_subsample`` 1; below
+    1 it estimates the KL's Fisher on the query steps of :func:`subsample_steps`, still at the
+    exact adapted parameters. (Estimating the inner losses' Hessians inside the Jacobians on a
+    subset of the support steps was tried and dropped: their advantage-weighted terms nearly
+    cancel, and on 2-D navigation after 120 iterations the CG direction from a quarter of the
+    support steps had cosine −0.26 with the exact one, against 0.997 for a quarter of the query
+    steps.)
 
     Args:
         policy: Architecture.
@@ -231,20 +233,15 @@ def group_curvature(
         inner: Inner-loop settings (``maml_trpo``: second order; ``fomaml``: ``J_k = I``).
         num_tasks: Tasks of the whole batch (the group weighs ``n / num_tasks`` in every mean).
         hvp_subsample: Fraction of the query steps for the KL's Fisher.
-        jacobian_subsample: Fraction of the support steps for the inner losses' Hessians.
     """
     n = group.query.num_tasks
     second_order = inner.algorithm == "maml_trpo"
     current = stack_params({k: v.detach() for k, v in params.items()}, n)
-    exact_steps: list[ScoreTerm] = []
-    hessian_steps: list[ScoreTerm] = []
+    steps: list[ScoreTerm] = []
     for episodes in group.supports:
         term = _score(policy, current, episodes, 1, second_order=second_order)
         if second_order:
-            exact_steps.append(term)
-            if jacobian_subsample < 1.0:
-                subset = subsample_steps(episodes, jacobian_subsample)
-                hessian_steps.append(_score(policy, current, subset, 1, second_order=True))
+            steps.append(term)
         current = {k: v - inner.fast_lr * term.gradient[k] for k, v in current.items()}
     query = group.query
     surrogate = _score(policy, current, query, num_tasks)
@@ -253,7 +250,7 @@ def group_curvature(
     old = _OldPolicy(mean, log_std, gaussian_log_prob(mean, log_std, query.actions))
     loss = (n / num_tasks) * surrogate_loss(mean, log_std, old.log_prob, query).item()
     gradient = surrogate.gradient
-    for term in reversed(exact_steps):  # ∇θ = J_1ᵀ ⋯ J_Kᵀ ∇θ', each J_k symmetric
+    for term in reversed(steps):  # ∇θ = J_1ᵀ ⋯ J_Kᵀ ∇θ', each J_k symmetric
         gradient = _jacobian_product(term, gradient, inner.fast_lr)
     if hvp_subsample < 1.0:
         sub = subsample_steps(query, hvp_subsample)
@@ -265,7 +262,7 @@ def group_curvature(
         old=old,
         loss=loss,
         gradient=_sum_tasks(gradient, params),
-        inner_steps=tuple(hessian_steps if jacobian_subsample < 1.0 else exact_steps),
+        inner_steps=tuple(steps),
         fast_lr=inner.fast_lr,
         kl=kl,
     )
@@ -353,7 +350,6 @@ def trpo_meta_update(
             inner,
             num_tasks,
             hvp_subsample=outer.hvp_subsample,
-            jacobian_subsample=outer.jacobian_subsample,
         )
         for group in groups
     ]

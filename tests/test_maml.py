@@ -322,7 +322,7 @@ def test_written_out_meta_gradient_equals_autograd(algorithm: Algorithm, steps: 
     params = tiny_params(policy)
     batch = random_meta_batch(steps=steps, n=3)
     inner = dataclasses.replace(INNER, algorithm=algorithm)
-    curvature = group_curvature(policy, params, batch, inner, num_tasks=3, jacobian_subsample=0.4)
+    curvature = group_curvature(policy, params, batch, inner, num_tasks=3, hvp_subsample=0.4)
     torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
     with torch.no_grad():
         mean, log_std = query_distribution(policy, params, batch, inner, create_graph=False)
