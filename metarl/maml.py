@@ -26,6 +26,7 @@ from torch import Tensor
 from metarl.adaptation import adapt
 from metarl.config import InnerConfig, OuterConfig
 from metarl.curvature import (
+    Activations,
     KLTerm,
     ScoreTerm,
     forward,
@@ -235,18 +236,10 @@ def group_curvature(
         hvp_subsample: Fraction of the query steps for the KL's Fisher.
     """
     n = group.query.num_tasks
-    second_order = inner.algorithm == "maml_trpo"
-    current = stack_params({k: v.detach() for k, v in params.items()}, n)
-    steps: list[ScoreTerm] = []
-    for episodes in group.supports:
-        term = _score(policy, current, episodes, 1, second_order=second_order)
-        if second_order:
-            steps.append(term)
-        current = {k: v - inner.fast_lr * term.gradient[k] for k, v in current.items()}
+    current, steps = _adapt(policy, params, group.supports, inner, keep_steps=True)
     query = group.query
     surrogate = _score(policy, current, query, num_tasks)
-    mean = surrogate.acts.mean.view_as(query.actions)
-    log_std = surrogate.head.log_std[:, None, None, :].expand_as(mean)
+    mean, log_std = _query_outputs(surrogate.acts, surrogate.head.log_std, query)
     old = _OldPolicy(mean, log_std, gaussian_log_prob(mean, log_std, query.actions))
     loss = (n / num_tasks) * surrogate_loss(mean, log_std, old.log_prob, query).item()
     gradient = surrogate.gradient
@@ -266,6 +259,29 @@ def group_curvature(
         fast_lr=inner.fast_lr,
         kl=kl,
     )
+
+
+def _adapt(
+    policy: GaussianMLPPolicy, params: Params, supports: Sequence[Episodes], inner: InnerConfig, *, keep_steps: bool
+) -> tuple[Params, list[ScoreTerm]]:
+    """The adapted parameters ``[n, *shape]`` by the written-out inner steps (the same numbers as
+    :func:`metarl.adaptation.adapt`, tested), and with ``keep_steps`` each second-order step's
+    inner-loss term (none for FOMAML, whose ``J_k = I``)."""
+    keep = keep_steps and inner.algorithm == "maml_trpo"
+    current = stack_params({k: v.detach() for k, v in params.items()}, supports[0].num_tasks)
+    steps: list[ScoreTerm] = []
+    for episodes in supports:
+        term = _score(policy, current, episodes, 1, second_order=keep)
+        if keep:
+            steps.append(term)
+        current = {k: v - inner.fast_lr * term.gradient[k] for k, v in current.items()}
+    return current, steps
+
+
+def _query_outputs(acts: Activations, log_std: Tensor, query: Episodes) -> tuple[Tensor, Tensor]:
+    """``(mean, log_std)``, each ``[n, T, R, act_dim]``, of a forward pass on the query observations."""
+    mean = acts.mean.view_as(query.actions)
+    return mean, log_std[:, None, None, :].expand_as(mean)
 
 
 def _jacobian_product(term: ScoreTerm, u: Params, fast_lr: float) -> Params:
