@@ -313,6 +313,16 @@ class TaskFamily(Protocol):
         """The fixed held-out tasks, the same on every call and every machine."""
         ...
 
+    def validation_tasks(self) -> list[Task]:
+        """Fixed tasks from the training distribution, for choosing a checkpoint (``best.pt``).
+
+        Drawn once with :meth:`sample_tasks` from the family's own fixed seed (never the test
+        set's seed), the same on every call and every machine; held-out test tasks are kept for
+        reporting. Where the test set is the whole task space (the ±1 direction families) the
+        validation tasks are those same tasks, evaluated with other rollout seeds.
+        """
+        ...
+
     def parse_task(self, text: str) -> Task:
         """Parses the one-line form (``task.to_string()`` round-trips)."""
         ...
@@ -342,7 +352,8 @@ class FlatTaskFamily(abc.ABC):
     """Shared plumbing for families whose task is a flat dataclass of numbers.
 
     Subclasses set ``name``, ``task_type``, the spaces, ``horizon`` and ``control_dt`` and
-    implement ``sample_tasks``, ``test_tasks``, ``task_space`` and ``make_batch_env``.
+    implement ``sample_tasks``, ``test_tasks``, ``validation_tasks``, ``task_space`` and
+    ``make_batch_env``.
     """
 
     name: ClassVar[str]
@@ -362,6 +373,10 @@ class FlatTaskFamily(abc.ABC):
     @abc.abstractmethod
     def test_tasks(self) -> list[Task]:
         """The fixed held-out tasks (see :class:`TaskFamily`)."""
+
+    @abc.abstractmethod
+    def validation_tasks(self) -> list[Task]:
+        """The fixed tasks that choose ``best.pt`` (see :class:`TaskFamily`)."""
 
     @abc.abstractmethod
     def task_space(self) -> dict[str, str]:

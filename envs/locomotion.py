@@ -13,10 +13,10 @@ Families (registered as ``metarl/<Name>-v0``)
 Family             Task                           Reward terms (summed into the reward)
 =================  =============================  ===============================================
 HalfCheetahVel     goal velocity ~ U[0, 2] m/s    ``velocity = −|v_x − v_goal|``,
-                                                  ``control = −0.05‖a‖²``
+                                                  ``control = −0.05‖clip(a)‖²``
 HalfCheetahDir     direction ∈ {−1, 1}            ``velocity = direction·v_x``, ``control``
 AntVel             goal velocity ~ U[0, 3] m/s    ``velocity = 1 − |v_x − v_goal|``,
-                                                  ``control = −0.005‖a‖²``,
+                                                  ``control = −0.005‖clip(a)‖²``,
                                                   ``contact = −5·10⁻⁴ Σ clip(cfrc_ext, −1, 1)²``,
                                                   ``survive = 0.05`` while healthy
 AntDir             direction ∈ {−1, 1}            ``velocity = direction·v_x``, ``control``,
@@ -24,28 +24,30 @@ AntDir             direction ∈ {−1, 1}            ``velocity = direction·v_
 AntGoal            goal (x, y) uniform in the     ``goal = 4 − ‖xy − goal‖₁``, ``control``,
                    disc of radius 3 m             ``contact``, ``survive``
 Walker2dParams     body masses, inertias, joint   ``forward = v_x``, ``healthy = 1`` while
-                   damping, geom friction, each   healthy, ``control = −10⁻³‖a‖²``
+                   damping, geom friction, each   healthy, ``control = −10⁻³‖a‖²`` (unclipped)
                    × 1.5^u, u ~ U[−3, 3]
 HopperParams       as Walker2dParams              as Walker2dParams
 =================  =============================  ===============================================
 
 ``v_x`` is the forward velocity (m/s) over one control step: the change of the torso's x
 position divided by ``dt = frame_skip · timestep``. HalfCheetah, Walker2d and Hopper read it
-from ``qpos[0]``; the Ant reads the torso body's ``xpos`` as gymnasium's Ant-v5 and the MAML
-code do (MuJoCo's derived positions after ``mj_step``, which with the Ant's RK4 integrator lag
-the state by part of a substep). ``a`` is the action as given (MuJoCo clamps the applied
-control to the actuator range, the cost uses the unclamped action, as in gymnasium).
+from ``qpos[0]``; the Ant reads the torso body's ``xpos`` as gymnasium's Ant-v5 does
+(MuJoCo's derived positions after ``mj_step``, which with the Ant's RK4 integrator lag the
+state by part of a substep). ``clip(a)`` is the action clipped to its bounds ``[−1, 1]``: MuJoCo
+clamps the applied control to the actuator range, and the MAML paper's code charges the control
+cost on the clipped action too (rllab's ``normalize`` wrapper clips every action before the
+environment sees it). gymnasium v5 charges the raw action instead; ``family.ctrl_cost_on_clipped:
+false`` does that, and the random-parameter families do it by default.
 
-The constants are those of the MAML paper's code (Finn et al. 2017: cbfinn/maml_rl's rllab
-``HalfCheetahEnvRand``, ``AntEnvRand``, ``AntEnvRandDirec``, ``AntEnvRandGoal``, carried over by
-pytorch-maml-rl). Two deliberate differences: the forward velocity is the finite difference
-above (gymnasium and pytorch-maml-rl; rllab read the torso's COM velocity), and AntGoal draws
-its goals uniformly in the disc of radius 3 as the ProMP code does (rllab drew them in the square
-``[−3, 3]²``). The ``survive``/``healthy`` term is paid only while healthy, as in gymnasium v5
-(rllab paid 0.05 on the terminating step too). The random-parameter families are the
-``rand_param_envs`` family of ProMP (Rothfuss et al. 2019) with gymnasium v5's reward, health
-checks and observations. The weights are options (``family:`` section of a config), except the
-constant offsets (+1 in AntVel, +4 in AntGoal) and the Walker2d/Hopper health ranges.
+The reward constants are those of the MAML paper's code (Finn et al. 2017: cbfinn/maml_rl's
+rllab ``HalfCheetahEnvRand``, ``HalfCheetahEnvRandDirec``, ``AntEnvRand``, ``AntEnvRandDirec``,
+``AntEnvRandGoal``, carried over by pytorch-maml-rl). AntGoal is in that code but not among the
+paper's experiments. What still differs from the paper (control step, models, observations,
+velocity, initial states, policy, curvature) is listed in one place, the README's section
+"Differences from the MAML paper". The random-parameter families are the ``rand_param_envs``
+family of ProMP (Rothfuss et al. 2019) with gymnasium v5's reward, health checks and
+observations. The weights are options (``family:`` section of a config), except the constant
+offsets (+1 in AntVel, +4 in AntGoal) and the Walker2d/Hopper health ranges.
 
 Observations (all float64; "m" metres, "rad" radians, "m/s" and "rad/s" velocities)
 ====================================================================================
@@ -115,7 +117,14 @@ Held-out test tasks
 * Random-parameter families: 40 parameter sets drawn once from a fixed seed, never returned by
   ``sample_tasks``.
 
-Version history: v0, first release (gymnasium 1.x models, MuJoCo 4).
+Validation tasks (``validation_tasks``, they choose ``best.pt``; test tasks are for reporting):
+``sample_tasks`` from another fixed seed, as many as the test tasks, so never a test task. The
+direction families have only two tasks: their validation tasks are the same two directions as
+their test tasks, evaluated with other rollout seeds, so for them ``best.pt`` is chosen on the
+tasks it is reported on.
+
+Version history: v0, first release (gymnasium 1.x models, MuJoCo 4); before the release the
+HalfCheetah and Ant families' control cost moved to the clipped action (the MAML paper's code).
 """
 
 from __future__ import annotations
@@ -143,6 +152,7 @@ from metarl.envs.mujoco_batch import PhysicsBatch, load_gymnasium_model, trackin
 from metarl.envs.registry import FamilySpec
 
 _TEST_SEED = 20170309  # fixed seed of every held-out test set (the MAML paper's arXiv date)
+_VALIDATION_SEED = 170303400  # fixed seed of every validation set (the MAML paper's arXiv number)
 _VELOCITY_LIMIT = 10.0  # m/s, the largest goal speed any task or option may ask for
 _GOAL_LIMIT = 10.0  # m, the largest AntGoal coordinate
 _PARAM_BASE = 1.5  # random-parameter scales are _PARAM_BASE ** u
@@ -302,6 +312,8 @@ class LocomotionOptions:
         frame_skip: MuJoCo steps per control step.
         reset_noise_scale: Scale σ of the initial-state noise.
         ctrl_cost_weight: Weight of the ``control`` term ``−w‖a‖²``.
+        ctrl_cost_on_clipped: Charge the ``control`` term on the action clipped to its bounds (the
+            MAML paper's code) rather than on the action as given (gymnasium v5).
         num_test_tasks: Number of held-out test tasks (ignored by the direction families).
     """
 
@@ -309,6 +321,7 @@ class LocomotionOptions:
     frame_skip: int = 5
     reset_noise_scale: float = 0.1
     ctrl_cost_weight: float = 0.05
+    ctrl_cost_on_clipped: bool = True
     num_test_tasks: int = 40
 
     def __post_init__(self) -> None:
@@ -320,6 +333,8 @@ class LocomotionOptions:
         for name in ("horizon", "frame_skip", "num_test_tasks"):
             if not isinstance(getattr(self, name), (int, np.integer)):
                 raise TaskError(f"family.{name}={getattr(self, name)!r} must be a whole number")
+        if not isinstance(self.ctrl_cost_on_clipped, bool):
+            raise TaskError(f"family.ctrl_cost_on_clipped={self.ctrl_cost_on_clipped!r} must be true or false")
 
 
 def _check_interval(low_name: str, low: float, high_name: str, high: float, limit: float) -> None:
@@ -429,6 +444,7 @@ class RandParamsOptions(LocomotionOptions):
     frame_skip: int = 4
     reset_noise_scale: float = 5e-3
     ctrl_cost_weight: float = 1e-3
+    ctrl_cost_on_clipped: bool = False  # gymnasium v5's reward, as ProMP's rand_param_envs (gym) charge it
     healthy_reward: float = 1.0
     terminate_when_unhealthy: bool = True
     log_scale_limit: float = _MAX_LOG_SCALE
@@ -581,11 +597,20 @@ class LocomotionFamily(FlatTaskFamily):
         raise NotImplementedError
 
     def control_cost(self, action: np.ndarray) -> np.ndarray:
-        """``[B]`` control term ``−w‖a‖²``."""
+        """``[B]`` control term ``−w‖a‖²``, on ``clip(a, low, high)`` with ``ctrl_cost_on_clipped``."""
+        if self.options.ctrl_cost_on_clipped:
+            action = np.clip(action, self.action_space.low, self.action_space.high)
         cost: np.ndarray = -self.options.ctrl_cost_weight * np.sum(np.square(action), axis=1)
         return cost
 
     # ---- shared task plumbing ----------------------------------------------------------------
+
+    def validation_tasks(self) -> list[Task]:
+        """``sample_tasks`` from the fixed validation seed, as many as the test tasks (see the module
+        docstring); the direction families' are their test tasks, the whole task space."""
+        if not self.test_tasks_held_out:
+            return self.test_tasks()
+        return self.sample_tasks(self.options.num_test_tasks, np.random.default_rng(_VALIDATION_SEED))
 
     def _held_out(self, draw: Any) -> list[Task]:
         """Draws the fixed test tasks with ``draw(n, rng)`` from the fixed seed."""

@@ -21,7 +21,9 @@ truncated at the horizon (100 steps). There is no physical clock; for videos one
 ``control_dt`` = 0.05 s (20 frames per second).
 
 Task space: goal uniform in ``[-goal_range, goal_range]²`` (0.5 in the paper). The held-out
-test goals are drawn once from a fixed seed and are never produced by ``sample_tasks``.
+test goals are drawn once from a fixed seed and are never produced by ``sample_tasks``. The
+validation goals (they choose ``best.pt``) are ``sample_tasks`` from another fixed seed, as many
+as the test goals.
 
 Version history: v0, the MAML paper's setting (Finn et al., 2017, section 5.3).
 """
@@ -46,6 +48,7 @@ from metarl.envs.base import (
 )
 
 _TEST_SEED = 20170309  # fixed seed of the held-out goals (the MAML paper's arXiv date)
+_VALIDATION_SEED = 170303400  # fixed seed of the validation goals (the MAML paper's arXiv number)
 CONTROL_DT = 0.05  # s per step: the point has no physical clock; videos play 20 steps per second
 _GOAL_LIMIT = 10.0  # largest goal coordinate any option may ask for
 
@@ -125,6 +128,9 @@ class Navigation2D(FlatTaskFamily):
 
     def test_tasks(self) -> list[Task]:
         return [NavigationTask(goal=(float(x), float(y))) for x, y in self._test_goals]
+
+    def validation_tasks(self) -> list[Task]:
+        return self.sample_tasks(self.options.num_test_tasks, np.random.default_rng(_VALIDATION_SEED))
 
     def task_space(self) -> dict[str, str]:
         r = self.options.goal_range

@@ -1,6 +1,8 @@
 """``metarl bench``: sampler throughput beside the physics limit, update time beside sampling time.
 
-Everything is measured in one process, on the same cores and the same batch. The physics limit
+Everything is measured in one process, on the same cores and the same batch. The meta-update is
+timed with the configuration's curvature and, where that is a subsample (``outer.hvp_subsample``
+below 1), again with the exact curvature on the same batch, so both stand beside the sampling time. The physics limit
 and the sampler are timed alternately, once per meta-iteration, and the ratio is taken per
 iteration before the median, so the printed ratios hold on a noisy shared machine even when the
 absolute numbers drift.
@@ -45,7 +47,11 @@ class BenchResult:
         sampling_s: Seconds of sampling per meta-iteration (every inner step plus the query set),
             including what happens between the collections: baseline fits, advantages and the
             inner gradient steps.
-        update_s: Seconds of the meta-update per meta-iteration.
+        update_s: Seconds of the meta-update per meta-iteration, with the configuration's curvature
+            (``outer.hvp_subsample``).
+        update_exact_s: Seconds of the same update with the exact curvature (``hvp_subsample`` 1),
+            timed on the same batch right after it (its result is discarded); equal to ``update_s``
+            where the configuration is exact already.
         iteration_s: ``sampling_s + update_s`` (median of the sums).
         physics: What the limit stepped: ``mujoco.batch.Batch`` or ``BatchEnv.step``.
         load_avg: 1-minute load average of the machine at the start and at the end.
@@ -60,6 +66,7 @@ class BenchResult:
     sampler_over_limit: float
     sampling_s: float
     update_s: float
+    update_exact_s: float
     iteration_s: float
     update_over_sampling: float
     iterations: int
@@ -70,8 +77,14 @@ class BenchResult:
     peak_rss_mb: float
     load_avg: tuple[float, float]
 
+    @property
+    def update_over_exact(self) -> float:
+        """The configured update's time over the exact one's (1 where they are the same update)."""
+        return self.update_s / self.update_exact_s
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
+        out["update_over_exact"] = self.update_over_exact
         out["load_avg"] = list(self.load_avg)
         return out
 
@@ -91,6 +104,11 @@ class BenchResult:
                 "meta-update",
                 f"{self.update_s:12.3f} s per meta-iteration ({self.update_over_sampling:.2f}x sampling, "
                 f"hvp_subsample {self.hvp_subsample:g})",
+            ),
+            (
+                "exact curv.",
+                f"{self.update_exact_s:12.3f} s per meta-update with the exact curvature "
+                f"({self.update_over_exact:.2f}x of it with hvp_subsample {self.hvp_subsample:g})",
             ),
             ("iteration", f"{self.iteration_s:12.3f} s (median of {self.iterations})"),
             (
@@ -253,7 +271,9 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
     limit = PhysicsLimit(exp.family, n * r, config.sampler.num_threads)
     recorder = RecordingEnv(exp.family.make_batch_env(n * r, config.sampler.num_threads))
     sampler.use_env(recorder)
-    sampling, updating, sampler_rates, limit_rates, ratios = [], [], [], [], []
+    exact = dataclasses.replace(config.outer, hvp_subsample=1.0)
+    time_exact = exact != config.outer and config.inner.algorithm != "reptile"
+    sampling, updating, updating_exact, sampler_rates, limit_rates, ratios = [], [], [], [], [], []
     for i in range(iterations + 1):
         tasks = exp.family.sample_tasks(n, rng)
         recorder.episodes.clear()
@@ -270,11 +290,14 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
             rng,
             generator,
         ).episodes
+        batch = MetaBatch(tuple(batches[:-1]), batches[-1])
         t1 = time.perf_counter()
-        params, _ = meta_update(
-            exp.policy, params, MetaBatch(tuple(batches[:-1]), batches[-1]), config.inner, config.outer
-        )
+        updated, _ = meta_update(exp.policy, params, batch, config.inner, config.outer)
         t2 = time.perf_counter()
+        if time_exact:
+            meta_update(exp.policy, params, batch, config.inner, exact)
+        t3 = time.perf_counter() if time_exact else t2 + (t2 - t1)
+        params = updated
         limit_steps, limit_seconds = 0, 0.0
         recorded: list[RecordedEpisode | None] = list(recorder.episodes) or [None] * len(batches)
         for episodes, record in zip(batches, recorded, strict=True):
@@ -284,6 +307,7 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
         if i > 0:  # the first iteration warms up allocators and caches
             sampling.append(t1 - t0)
             updating.append(t2 - t1)
+            updating_exact.append(t3 - t2)
             steps = sampler.collect_steps - collect_steps0
             rate = steps / (sampler.collect_seconds - collect_s0)  # inside the sampler's collect calls
             sampler_rates.append(rate)
@@ -303,6 +327,7 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
         sampler_over_limit=float(np.median(ratios)),
         sampling_s=samp,
         update_s=upd,
+        update_exact_s=float(np.median(updating_exact)),
         iteration_s=float(np.median(np.add(sampling, updating))),
         update_over_sampling=upd / samp,
         iterations=iterations,

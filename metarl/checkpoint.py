@@ -12,7 +12,7 @@ step, so that ``metarl render`` shows the adaptation without adapting again.
 
 What a checkpoint holds: the meta-parameters, the iteration, the resolved config, every random
 stream of the run (the numpy task and environment generators *including* their seed sequences,
-which ``Generator.spawn`` advances, and the torch generator), the best held-out return and the
+which ``Generator.spawn`` advances, and the torch generator), the best validation return and the
 versions of the packages that wrote it. What it does not need to hold: the value baseline is a
 linear feature baseline refit from scratch on every batch of episodes (no state carries from one
 batch to the next), and neither the TRPO step nor the Reptile step keeps optimizer state.
@@ -81,7 +81,10 @@ class Checkpoint:
         config_yaml: The run's resolved configuration.
         rng: ``{"task": …, "env": …}`` numpy generator states (see :func:`generator_state`) and
             ``"torch"``, the torch generator state (``uint8`` tensor).
-        best_eval: Best held-out post-adaptation return seen so far (``-inf`` if none).
+        best_validation: Best post-adaptation return on the validation tasks so far (``-inf`` if
+            none). Checkpoints written before validation sets existed stored the best *test*
+            return instead (``best_eval``); it is not carried over, so a resumed old run chooses
+            its next ``best.pt`` on the validation tasks.
         versions: Package versions that wrote the checkpoint.
         adaptation: For an adapted checkpoint, its task and the parameters of every step.
     """
@@ -90,7 +93,7 @@ class Checkpoint:
     iteration: int
     config_yaml: str
     rng: Mapping[str, Any]
-    best_eval: float = float("-inf")
+    best_validation: float = float("-inf")
     versions: Mapping[str, str] = dataclasses.field(default_factory=dict)
     adaptation: AdaptationRecord | None = None
 
@@ -158,7 +161,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "iteration": int(ckpt.iteration),
         "config_yaml": str(ckpt.config_yaml),
         "rng": dict(ckpt.rng),
-        "best_eval": float(ckpt.best_eval),
+        "best_validation": float(ckpt.best_validation),
         "versions": {str(k): str(v) for k, v in (ckpt.versions or versions()).items()},
     }
     if ckpt.adaptation is not None:
@@ -241,7 +244,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             iteration=int(payload["iteration"]),
             config_yaml=str(payload["config_yaml"]),
             rng=dict(payload["rng"]),
-            best_eval=float(payload["best_eval"]),
+            best_validation=float(payload.get("best_validation", float("-inf"))),
             versions=dict(payload["versions"]),
             adaptation=_adaptation_record(payload.get("adaptation")),
         )

@@ -88,8 +88,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             p.add_argument(
                 "--tasks",
-                help="test (held-out set), train (a meta-batch of training tasks) or N "
-                "(the first N held-out tasks); default test, or for an adapted checkpoint its own task",
+                help="test (held-out set), valid (the validation set that chose best.pt), train (a meta-batch "
+                "of training tasks) or N (the first N held-out tasks); default test, or for an adapted "
+                "checkpoint its own task",
             )
         else:
             group = p.add_mutually_exclusive_group(required=True)
@@ -234,7 +235,7 @@ def _train(args: argparse.Namespace) -> int:
     if summary.last_eval is not None and not args.quiet:
         steps = summary.last_eval.steps
         print(
-            f"held-out tasks after {summary.iteration} iterations: return {steps[0].return_mean:.2f} before "
+            f"held-out test tasks after {summary.iteration} iterations: return {steps[0].return_mean:.2f} before "
             f"adaptation, {steps[-1].return_mean:.2f} after {steps[-1].step} gradient step(s)"
         )
         print(f"checkpoint: {trainer.run_dir / 'checkpoints' / 'final.pt'}")
@@ -326,11 +327,13 @@ def _pick_tasks(family: TaskFamily, which: str, config: Config) -> list[Task]:
     test = family.test_tasks()
     if which == "test":
         return test
+    if which == "valid":
+        return family.validation_tasks()
     if which == "train":
         return family.sample_tasks(config.outer.meta_batch_size, np.random.default_rng(config.run.seed))
     if which.isdigit() and 1 <= int(which) <= len(test):
         return test[: int(which)]
-    raise CliError(f"--tasks={which!r} is not allowed; allowed: test, train or N in 1..{len(test)}")
+    raise CliError(f"--tasks={which!r} is not allowed; allowed: test, valid, train or N in 1..{len(test)}")
 
 
 def _render(args: argparse.Namespace) -> int:

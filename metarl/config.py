@@ -134,7 +134,9 @@ class OuterConfig:
     ls_max_steps: int = param(15, "line-search steps before the update is rejected", low=1, high=1000)
     hvp_subsample: float = param(
         1.0,
-        "fraction of each task's rollouts used for the Fisher-vector products",
+        "fraction of each rollout's query steps (evenly spaced) where the KL's Fisher is taken in the curvature "
+        "products; 1: exact. The adapted parameters, the support Hessians, the gradient and the line search "
+        "always use every step",
         low=0,
         high=1,
         low_open=True,

@@ -25,15 +25,29 @@ COLUMNS: tuple[str, ...] = (
     "trpo/nonfinite",
     "trpo/grad_norm",
     "physics/unstable_episodes",
-    "eval/pre_return",
-    "eval/post_return",
-    "eval/post_success",
+    "valid/pre_return",
+    "valid/post_return",
+    "valid/post_success",
+    "test/pre_return",
+    "test/post_return",
+    "test/post_success",
     "sampler/steps_per_s",
     "time/sampling_s",
     "time/update_s",
     "time/iteration_s",
 )
 TIMING_COLUMNS = ("sampler/steps_per_s", "time/sampling_s", "time/update_s", "time/iteration_s")
+RENAMED = {
+    "eval/pre_return": "test/pre_return",
+    "eval/post_return": "test/post_return",
+    "eval/post_success": "test/post_success",
+}
+"""Columns of older runs under their current names (``eval/*`` was the test-task evaluation)."""
+
+
+def _current_names(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` with the columns of older runs renamed (:data:`RENAMED`)."""
+    return {RENAMED.get(k, k): v for k, v in row.items()}
 
 
 def read_progress(path: Path) -> list[dict[str, float]]:
@@ -41,7 +55,9 @@ def read_progress(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     with open(path, newline="") as fh:
-        return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(fh)]
+        return [
+            {k: float(v) if v != "" else math.nan for k, v in _current_names(row).items()} for row in csv.DictReader(fh)
+        ]
 
 
 class RunLogger:
@@ -127,7 +143,8 @@ def _rows_up_to(path: Path, last: int) -> list[dict[str, str]]:
             except (KeyError, ValueError):
                 continue
             if iteration == len(rows) + 1 and iteration <= last:
-                rows.append({k: row.get(k, "") for k in COLUMNS})
+                current = _current_names(row)
+                rows.append({k: current.get(k, "") for k in COLUMNS})
     return rows
 
 

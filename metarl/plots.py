@@ -28,7 +28,8 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 
 def plot_learning_curve(rows: Sequence[dict[str, float]], path: Path, title: str) -> None:
-    """Pre- and post-adaptation return per iteration, with the held-out evaluations as markers.
+    """Pre- and post-adaptation return per iteration, with the test (held-out) and validation
+    evaluations as markers.
 
     Where the family defines success, a second panel shows the success rates the same way.
     """
@@ -44,8 +45,9 @@ def plot_learning_curve(rows: Sequence[dict[str, float]], path: Path, title: str
             ("adapt/pre_return", "adapt/post_return") if what == "return" else ("adapt/pre_success", "adapt/success")
         )
         eval_pre, eval_post = (
-            ("eval/pre_return", "eval/post_return") if what == "return" else (None, "eval/post_success")
+            ("test/pre_return", "test/post_return") if what == "return" else (None, "test/post_success")
         )
+        valid_post = "valid/post_return" if what == "return" else "valid/post_success"
         it = [r["iteration"] for r in rows]
         ax.plot(it, [scale * r.get(pre, math.nan) for r in rows], label="train, before adaptation", color="tab:gray")
         ax.plot(it, [scale * r.get(post, math.nan) for r in rows], label="train, after adaptation", color="tab:blue")
@@ -56,7 +58,7 @@ def plot_learning_curve(rows: Sequence[dict[str, float]], path: Path, title: str
                 [scale * r[eval_pre] for r in ev],
                 "s--",
                 color="tab:gray",
-                label="held-out, before",
+                label="test tasks, before",
                 markersize=4,
             )
         if ev:
@@ -65,7 +67,17 @@ def plot_learning_curve(rows: Sequence[dict[str, float]], path: Path, title: str
                 [scale * r[eval_post] for r in ev],
                 "o-",
                 color="tab:orange",
-                label="held-out, after",
+                label="test tasks, after",
+                markersize=4,
+            )
+        valid = [r for r in rows if math.isfinite(r.get(valid_post, math.nan))]
+        if valid:
+            ax.plot(
+                [r["iteration"] for r in valid],
+                [scale * r[valid_post] for r in valid],
+                "^:",
+                color="tab:green",
+                label="validation tasks, after (chooses best.pt)",
                 markersize=4,
             )
         ax.set_ylabel(label)

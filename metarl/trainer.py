@@ -1,15 +1,16 @@
 """The meta-training loop and its run directory.
 
 One iteration: sample tasks → support rollouts → adapt → query rollouts → meta-update → log;
-every ``run.eval_every`` iterations an adaptation curve on the held-out tasks (plots refreshed,
-best checkpoint kept); a checkpoint when the run starts and after every iteration
-(``latest.pt``), every ``run.checkpoint_every`` (``iter_000050.pt``), at each new best held-out
-return (``best.pt``) and at the end (``final.pt``).
+every ``run.eval_every`` iterations an adaptation curve on the family's validation tasks (they
+choose ``best.pt``) and on its held-out test tasks (reported, never used to choose anything),
+plots refreshed; a checkpoint when the run starts and after every iteration (``latest.pt``),
+every ``run.checkpoint_every`` (``iter_000050.pt``), at each new best validation return
+(``best.pt``) and at the end (``final.pt``).
 
 Randomness: one ``SeedSequence(run.seed)`` spawns the task stream, the environment stream and
 the torch generator; their states are in every checkpoint, so a resumed run continues the same
 streams and ends bit-identical to an uninterrupted one. Evaluations use their own streams,
-derived from the seed and the iteration, and never disturb training.
+derived from the seed, the iteration and the task set, and never disturb training.
 
 Stopping: SIGINT/SIGTERM let the current iteration finish, write its checkpoint and return exit
 code 130/143; a second signal abandons the iteration at once (the last checkpoint stays the
@@ -49,6 +50,7 @@ from metarl.checkpoint import (
     versions,
 )
 from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, parse_override, read_yaml
+from metarl.envs.base import Task
 from metarl.evaluate import AdaptationReport, evaluate_adaptation
 from metarl.experiment import build_experiment
 from metarl.logger import RunLogger, read_progress
@@ -69,7 +71,7 @@ class RunSummary:
     Attributes:
         iteration: Iterations completed and saved in ``checkpoints/latest.pt``.
         exit_code: 0, or 128 + signal number when a signal stopped the run.
-        last_eval: The last held-out evaluation, if any.
+        last_eval: The last evaluation on the held-out test tasks, if any.
     """
 
     iteration: int
@@ -117,7 +119,7 @@ class Trainer:
             self.generator = torch.Generator().manual_seed(int(torch_seq.generate_state(1, np.uint64)[0]))
             self.params: Params = self.exp.policy.init_params(self.generator)
             self.iteration = 0
-            self.best_eval = -math.inf
+            self.best_validation = -math.inf
         else:
             expected = self.exp.policy.init_params(torch.Generator().manual_seed(0))
             check_params(checkpoint.params, expected, what="the checkpoint")
@@ -130,7 +132,7 @@ class Trainer:
             except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
                 raise CheckpointError(f"the checkpoint has a malformed random state ({err!r})") from None
             self.iteration = checkpoint.iteration
-            self.best_eval = checkpoint.best_eval
+            self.best_validation = checkpoint.best_validation
         self._signal: int | None = None
         self._protect_depth = 0  # > 0 while the CSV row and checkpoints are written: a second signal waits
         self._abandon = False
@@ -227,14 +229,15 @@ class Trainer:
                 final = self.iteration == cfg.run.iterations
                 every = cfg.run.eval_every
                 if final or (every and self.iteration % every == 0):
-                    last_eval = self._evaluate()
-                    metrics["eval/pre_return"] = last_eval.steps[0].return_mean
-                    metrics["eval/post_return"] = last_eval.steps[-1].return_mean
-                    metrics["eval/post_success"] = last_eval.steps[-1].success_rate
+                    for which, report in zip(("valid", "test"), self._evaluate(), strict=True):
+                        metrics[f"{which}/pre_return"] = report.steps[0].return_mean
+                        metrics[f"{which}/post_return"] = report.steps[-1].return_mean
+                        metrics[f"{which}/post_success"] = report.steps[-1].success_rate
+                        last_eval = report  # the test tasks' report, the one to show
                 with self._protected():  # the CSV row and the checkpoint: both or (after resume) neither
                     logger.log(self.iteration, metrics)
-                    self._checkpoint(final, metrics.get("eval/post_return"))
-                if last_eval is not None and metrics.get("eval/post_return") is not None:
+                    self._checkpoint(final, metrics.get("valid/post_return"))
+                if last_eval is not None and metrics.get("test/post_return") is not None:
                     self._plots(last_eval)
                     self._report(metrics, bar)
                 if videos.due(self.iteration, final):  # after the checkpoint: a failed video loses nothing
@@ -323,26 +326,31 @@ class Trainer:
             "time/iteration_s": done - start,
         }
 
-    def _evaluate(self) -> AdaptationReport:
+    def _evaluate(self) -> tuple[AdaptationReport, AdaptationReport]:
+        """Adaptation curves on the validation tasks (they choose ``best.pt``) and on the test tasks."""
+        family = self.exp.family
+        return self._adaptation(family.validation_tasks(), "valid"), self._adaptation(family.test_tasks(), "test")
+
+    def _adaptation(self, tasks: Sequence[Task], which: str) -> AdaptationReport:
         cfg = self.config
         return evaluate_adaptation(
             self.exp.sampler,
             self.params,
-            self.exp.family.test_tasks(),
+            tasks,
             cfg.run.eval_steps,
             cfg.run.eval_rollouts,
             cfg.inner.fast_lr,
             cfg.advantage,
-            seed=_eval_seed(cfg.run.seed, self.iteration),
+            seed=_eval_seed(cfg.run.seed, self.iteration, which),
         )
 
     # ------------------------------------------------------------------ side effects
 
-    def _checkpoint(self, final: bool, eval_return: float | None) -> None:
+    def _checkpoint(self, final: bool, validation_return: float | None) -> None:
         cfg = self.config
-        is_best = eval_return is not None and eval_return > self.best_eval
-        if eval_return is not None and is_best:
-            self.best_eval = eval_return
+        is_best = validation_return is not None and validation_return > self.best_validation
+        if validation_return is not None and is_best:
+            self.best_validation = validation_return
         names = []
         if cfg.run.checkpoint_every and self.iteration % cfg.run.checkpoint_every == 0:
             names.append(f"iter_{self.iteration:06d}.pt")
@@ -364,7 +372,7 @@ class Trainer:
                 "env": generator_state(self.env_rng),
                 "torch": self.generator.get_state(),
             },
-            best_eval=self.best_eval,
+            best_validation=self.best_validation,
             versions=versions(),
         )
         folder = self.run_dir / "checkpoints"
@@ -389,7 +397,7 @@ class Trainer:
         plot_adaptation(
             report,
             self.run_dir / "plots" / "adaptation.png",
-            f"{name}: held-out tasks, iteration {self.iteration}",
+            f"{name}: held-out test tasks, iteration {self.iteration}",
         )
 
     def _report(self, metrics: dict[str, float | None], bar: tqdm) -> None:
@@ -397,8 +405,9 @@ class Trainer:
             return
         line = (
             f"iteration {self.iteration:5d}: train return {metrics['adapt/pre_return']:.2f} -> "
-            f"{metrics['adapt/post_return']:.2f} after adaptation; held-out "
-            f"{metrics['eval/pre_return']:.2f} -> {metrics['eval/post_return']:.2f}"
+            f"{metrics['adapt/post_return']:.2f} after adaptation; validation "
+            f"{metrics['valid/pre_return']:.2f} -> {metrics['valid/post_return']:.2f}; held-out test "
+            f"{metrics['test/pre_return']:.2f} -> {metrics['test/post_return']:.2f}"
         )
         if bar.disable:
             print(line, file=self.out, flush=True)
@@ -406,6 +415,10 @@ class Trainer:
             bar.write(line, file=self.out)
 
 
-def _eval_seed(seed: int, iteration: int) -> int:
-    """The seed of the evaluation at ``iteration`` (independent of the training streams)."""
-    return int(np.random.SeedSequence([seed, iteration, 0xE7A1]).generate_state(1)[0])
+_EVAL_SALT = {"test": 0xE7A1, "valid": 0x7A11D}
+
+
+def _eval_seed(seed: int, iteration: int, which: str) -> int:
+    """The seed of the evaluation of task set ``which`` at ``iteration`` (independent of the training
+    streams and of the other set's; the test set's is the one runs used before validation sets)."""
+    return int(np.random.SeedSequence([seed, iteration, _EVAL_SALT[which]]).generate_state(1)[0])

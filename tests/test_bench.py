@@ -24,6 +24,8 @@ REQUIRED = (
     "sampler_over_limit",
     "sampling_s",
     "update_s",
+    "update_exact_s",
+    "update_over_exact",
     "peak_rss_mb",
 )
 
@@ -60,12 +62,22 @@ def test_physics_limit_replays_the_sampler_physics_on_the_raw_batch(name: str) -
 
 def test_run_bench_reports_every_figure() -> None:
     config = load_config(
-        None, ["outer.meta_batch_size=2", "inner.rollouts=2", "family.horizon=10", "sampler.torch_threads=1"]
+        None,
+        [
+            "outer.meta_batch_size=2",
+            "inner.rollouts=2",
+            "family.horizon=10",
+            "sampler.torch_threads=1",
+            "outer.hvp_subsample=0.5",
+        ],
     )
     result = run_bench(config, iterations=1)
     data = result.to_dict()
     for key in REQUIRED:
         assert key in data
+    assert data["hvp_subsample"] == 0.5 and data["update_exact_s"] > 0  # the exact update is timed as well
+    assert data["update_over_exact"] == pytest.approx(data["update_s"] / data["update_exact_s"])
+    assert "exact curvature" in result.table()
     assert data["batch"] == "2x2" and data["physics"] == "BatchEnv.step"
     assert data["sampler_over_limit"] == pytest.approx(data["sampler_steps_per_s"] / data["physics_limit_steps_per_s"])
     assert data["sampler_over_limit"] > 0 and data["update_s"] > 0 and data["peak_rss_mb"] > 0
@@ -80,3 +92,4 @@ def test_cli_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["family"] == "Navigation2D" and data["batch"] == "2x2"
     for key in REQUIRED:
         assert key in data
+    assert data["hvp_subsample"] == 1.0 and data["update_exact_s"] == data["update_s"]  # exact already: one timing

@@ -70,7 +70,7 @@ def sample_checkpoint(iteration: int = 3) -> Checkpoint:
         iteration=iteration,
         config_yaml=Config().to_yaml(),
         rng={"task": generator_state(task_rng), "env": generator_state(env_rng), "torch": gen.get_state()},
-        best_eval=-12.5,
+        best_validation=-12.5,
         versions=versions(),
     )
 
@@ -97,7 +97,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     back = load_checkpoint(tmp_path / "a.pt")
     assert back.params.keys() == ckpt.params.keys()
     assert all(torch.equal(back.params[k], ckpt.params[k]) for k in ckpt.params)
-    assert (back.iteration, back.config_yaml, back.best_eval) == (3, ckpt.config_yaml, -12.5)
+    assert (back.iteration, back.config_yaml, back.best_validation) == (3, ckpt.config_yaml, -12.5)
     assert back.versions == versions()
     assert set(back.versions) == {"metarl", "torch", "mujoco", "numpy"}
     assert all(type(v) is str for v in back.versions.values())  # torch's TorchVersion would not load
@@ -105,6 +105,18 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     assert torch.equal(back.rng["torch"], ckpt.rng["torch"])
     # only tensors and plain data: the file loads with the weights-only unpickler as is
     assert torch.load(tmp_path / "a.pt", weights_only=True)["format"] == FORMAT
+
+
+def test_a_checkpoint_from_before_validation_sets_loads(tmp_path: Path) -> None:
+    """Older files hold ``best_eval`` (the best test return) and no ``best_validation``: they load,
+    and the test-chosen value is not taken for a validation return."""
+    save_checkpoint(tmp_path / "a.pt", sample_checkpoint())
+    payload = torch.load(tmp_path / "a.pt", weights_only=True)
+    payload["best_eval"] = payload.pop("best_validation")
+    torch.save(payload, tmp_path / "old.pt")
+    back = load_checkpoint(tmp_path / "old.pt")
+    assert back.iteration == 3 and back.best_validation == float("-inf")
+    assert all(torch.equal(back.params[k], v) for k, v in sample_checkpoint().params.items())
 
 
 def test_restored_generators_continue_every_stream() -> None:
@@ -130,7 +142,7 @@ def test_the_run_checkpoint_holds_the_run(run_dir: Path) -> None:
     assert yaml.safe_load(ckpt.config_yaml) == yaml.safe_load((run_dir / "config.yaml").read_text())
     assert set(ckpt.rng) == {"task", "env", "torch"}
     assert ckpt.rng["torch"].dtype == torch.uint8
-    assert np.isfinite(ckpt.best_eval)
+    assert np.isfinite(ckpt.best_validation)
 
 
 # ---------------------------------------------------------------------------------------------- atomic writes

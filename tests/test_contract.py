@@ -182,6 +182,20 @@ def test_test_tasks_are_fixed_and_held_out(family: TaskFamily) -> None:
         assert set(map(repr, test)) == set(map(repr, train))
 
 
+def test_validation_tasks_are_fixed_training_tasks_apart_from_the_test_set(family: TaskFamily) -> None:
+    valid = family.validation_tasks()
+    assert valid and valid == family.validation_tasks() == envs.make_family(family.name).validation_tasks()
+    for task in valid:
+        assert family.parse_task(task.to_string()) == task
+    test = set(map(repr, family.test_tasks()))
+    train = set(map(repr, family.sample_tasks(500, np.random.default_rng(0))))
+    if test <= train:  # a finite task space (direction ±1): the same tasks, other rollout seeds
+        assert set(map(repr, valid)) == test
+    else:
+        assert not set(map(repr, valid)) & test
+        assert len(set(map(repr, valid))) == len(valid) == len(test)
+
+
 def test_sampling_is_seeded(family: TaskFamily) -> None:
     assert _tasks(family, 5, seed=9) == _tasks(family, 5, seed=9)
     assert _tasks(family, 5, seed=9) != _tasks(family, 5, seed=10)

@@ -94,6 +94,36 @@ def test_ant_vel_matches_gymnasium_ant_v5() -> None:
         assert result.terms["survive"][0] == pytest.approx(0.05 * healthy)
 
 
+@pytest.mark.parametrize(
+    ("name", "weight", "clipped"),
+    [
+        ("HalfCheetahVel", 0.05, True),
+        ("HalfCheetahDir", 0.05, True),
+        ("AntVel", 0.005, True),
+        ("AntDir", 0.005, True),
+        ("AntGoal", 0.005, True),
+        ("Walker2dParams", 1e-3, False),
+        ("HopperParams", 1e-3, False),
+    ],
+)
+def test_control_cost_is_charged_on_the_clipped_action_as_in_the_maml_code(
+    name: str, weight: float, clipped: bool
+) -> None:
+    """rllab's normalize wrapper clips every action to [-1, 1] before the paper's envs charge it;
+    the random-parameter families keep gymnasium v5's cost on the raw action."""
+    for on_clipped in (clipped, not clipped):
+        family = envs.make_family(name, {"ctrl_cost_on_clipped": on_clipped})
+        dim = int(family.action_space.shape[0])
+        batch = family.make_batch_env(2)
+        batch.set_tasks(family.sample_tasks(2, np.random.default_rng(0)))
+        batch.reset([np.random.default_rng(1), np.random.default_rng(2)])
+        action = np.array([[2.5] * dim, [-0.5] * dim])  # outside and inside the bounds [-1, 1]
+        control = batch.step(action).terms["control"]
+        outside = -weight * dim * (1.0 if on_clipped else 6.25)
+        np.testing.assert_allclose(control, [outside, -weight * dim * 0.25], rtol=1e-12)
+        batch.close()
+
+
 def test_ant_contact_forces_are_mujocos_from_mj_step() -> None:
     """The observed/charged contact forces are ``cfrc_ext`` as ``mj_step`` leaves it (see docstring)."""
     family = envs.make_family("AntDir")

@@ -15,7 +15,8 @@ from metarl.adaptation import adapt, inner_loss
 from metarl.config import InnerConfig, OuterConfig
 from metarl.maml import (
     MetaBatch,
-    kl_hessian_product_fn,
+    curvature_product,
+    group_curvature,
     mean_kl,
     query_distribution,
     reptile_meta_update,
@@ -278,9 +279,12 @@ def test_inner_step_in_groups_keeps_the_second_order_gradient(monkeypatch: pytes
 
 
 @pytest.mark.parametrize(("algorithm", "steps"), [("maml_trpo", 1), ("maml_trpo", 2), ("fomaml", 1), ("fomaml", 2)])
-def test_gauss_newton_product_equals_the_double_backward_hessian_product(algorithm: Algorithm, steps: int) -> None:
-    """``Jᵀ M J v`` through the inner steps is the KL's exact Hessian product at the current point."""
-    policy = tiny_policy()
+@pytest.mark.parametrize("hidden", [(6,), (5, 4)])
+def test_curvature_product_equals_the_double_backward_hessian_product(
+    algorithm: Algorithm, steps: int, hidden: tuple[int, ...]
+) -> None:
+    """``Jᵀ M J v`` written out through the inner steps is the KL's exact Hessian product at the current point."""
+    policy = tiny_policy(hidden)
     params = tiny_params(policy)
     batch = random_meta_batch(steps=steps, n=4)
     inner = dataclasses.replace(INNER, algorithm=algorithm)
@@ -288,8 +292,39 @@ def test_gauss_newton_product_equals_the_double_backward_hessian_product(algorit
     mean, log_std = query_distribution(policy, theta, batch, inner, create_graph=algorithm == "maml_trpo")
     kl = 0.5 * mean_kl(mean.detach(), log_std.detach(), mean, log_std, batch.query.masks)  # 4 of 8 tasks
     reference = hessian_vector_product_fn(kl, list(theta.values()))
-    ours = kl_hessian_product_fn(policy, params, batch, inner, num_tasks=8)
+    curvature = group_curvature(policy, params, batch, inner, num_tasks=8)
     gen = torch.Generator().manual_seed(steps)
     for _ in range(3):
         v = torch.randn(params_to_vector(params).shape, generator=gen, dtype=torch.float64)
-        torch.testing.assert_close(ours(v), reference(v), rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)
+
+
+def test_curvature_product_through_a_clamped_standard_deviation() -> None:
+    """Where ``log σ`` sits below its floor the clamp passes no derivative, in both the inner step and the KL."""
+    policy = GaussianMLPPolicy(obs_dim=3, act_dim=2, hidden_sizes=(6,), init_std=0.7, min_std=0.5)
+    params = tiny_params(policy)
+    params["log_std"] = torch.tensor([math.log(0.3), math.log(0.9)], dtype=torch.float64)  # the first is clamped
+    batch = random_meta_batch(n=3)
+    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    mean, log_std = query_distribution(policy, theta, batch, INNER, create_graph=True)
+    reference = hessian_vector_product_fn(
+        mean_kl(mean.detach(), log_std.detach(), mean, log_std, batch.query.masks), list(theta.values())
+    )
+    curvature = group_curvature(policy, params, batch, INNER, num_tasks=3)
+    v = torch.randn(params_to_vector(params).shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("algorithm", "steps"), [("maml_trpo", 1), ("maml_trpo", 2), ("fomaml", 2)])
+def test_written_out_meta_gradient_equals_autograd(algorithm: Algorithm, steps: int) -> None:
+    """The update's gradient and old policy (written out) equal autograd's through the inner steps."""
+    policy = tiny_policy((5, 4))
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=steps, n=3)
+    inner = dataclasses.replace(INNER, algorithm=algorithm)
+    curvature = group_curvature(policy, params, batch, inner, num_tasks=3, hvp_subsample=0.4)
+    torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        mean, log_std = query_distribution(policy, params, batch, inner, create_graph=False)
+    torch.testing.assert_close(curvature.old.mean, mean, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(curvature.old.log_std, log_std)

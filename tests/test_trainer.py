@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import math
 import os
 import signal
 import subprocess
@@ -135,8 +136,9 @@ def test_run_directory_holds_config_progress_events_plots_and_checkpoints(refere
     with open(run / "progress.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["iteration"]) for r in rows] == list(range(1, 9))
-    evaluated = [int(r["iteration"]) for r in rows if r["eval/post_return"] != ""]
+    evaluated = [int(r["iteration"]) for r in rows if r["test/post_return"] != ""]
     assert evaluated == [4, 8]
+    assert [int(r["iteration"]) for r in rows if r["valid/post_return"] != ""] == [4, 8]
     for row in rows:
         for key in ("adapt/pre_return", "adapt/post_return", "trpo/kl", "time/iteration_s"):
             assert np.isfinite(float(row[key])), (key, row)
@@ -157,10 +159,12 @@ def test_run_directory_holds_config_progress_events_plots_and_checkpoints(refere
     ]
     assert load_checkpoint(ckpts / "latest.pt").iteration == 8
     assert load_checkpoint(ckpts / "iter_000004.pt").iteration == 4
-    best = load_checkpoint(ckpts / "best.pt")
-    post = {int(r["iteration"]): float(r["eval/post_return"]) for r in rows if r["eval/post_return"] != ""}
-    assert best.iteration == max(post, key=lambda it: post[it])
-    assert best.best_eval == max(post.values())
+    best = load_checkpoint(ckpts / "best.pt")  # chosen on the validation tasks, never on the test tasks
+    valid = {int(r["iteration"]): float(r["valid/post_return"]) for r in rows if r["valid/post_return"] != ""}
+    test = {int(r["iteration"]): float(r["test/post_return"]) for r in rows if r["test/post_return"] != ""}
+    assert best.iteration == max(valid, key=lambda it: valid[it])
+    assert best.best_validation == max(valid.values())
+    assert valid != test  # two task sets, two evaluations
     assert_same_params(ckpts / "final.pt", ckpts / "latest.pt")
 
 
@@ -186,12 +190,13 @@ def test_tensorboard_events_use_namespaced_keys(reference_run: Path) -> None:
         "sampler/steps_per_s",
         "time/iteration_s",
         "physics/unstable_episodes",
-        "eval/post_return",
+        "valid/post_return",
+        "test/post_return",
     }
     assert expected <= tags
     assert "adapt/success" not in tags  # navigation defines no success
     assert steps["adapt/post_return"] == list(range(1, 9))
-    assert steps["eval/post_return"] == [4, 8]
+    assert steps["test/post_return"] == steps["valid/post_return"] == [4, 8]
 
 
 def test_same_seed_gives_the_same_numbers(reference_run: Path, tmp_path: Path) -> None:
@@ -256,7 +261,7 @@ def test_kill_9_then_resume_ends_bit_identical(reference_run: Path, tmp_path: Pa
     assert torch.equal(rng["torch"], ref_rng["torch"])
     steps = scalar_tags(run_dir / "tb")  # the iterations logged twice appear once
     assert steps["adapt/post_return"] == list(range(1, 9))
-    assert steps["eval/post_return"] == [4, 8]
+    assert steps["test/post_return"] == steps["valid/post_return"] == [4, 8]
 
 
 def test_resume_extends_a_finished_run(reference_run: Path, tmp_path: Path) -> None:
@@ -267,6 +272,35 @@ def test_resume_extends_a_finished_run(reference_run: Path, tmp_path: Path) -> N
     assert_same_params(run_dir / "checkpoints" / "final.pt", reference_run / "checkpoints" / "final.pt")
     assert progress_cells(run_dir) == progress_cells(reference_run)
     assert load_config(run_dir / "config.yaml").run.iterations == 8
+
+
+def test_a_run_from_before_validation_sets_resumes(reference_run: Path, tmp_path: Path) -> None:
+    """Old checkpoints (best.pt chosen on the test tasks, ``best_eval``) and ``eval/*`` columns still resume:
+    the old test numbers move to ``test/*`` and the next evaluation chooses best.pt on the validation tasks."""
+    run_dir = tmp_path / "old"
+    assert train(run_dir, [*SMALL, "run.iterations=4"]) == 0
+    latest = run_dir / "checkpoints" / "latest.pt"
+    payload = torch.load(latest, weights_only=True)
+    payload["best_eval"] = payload.pop("best_validation") + 1e6  # a test return no validation return beats
+    torch.save(payload, latest)
+    text = (run_dir / "progress.csv").read_text()
+    old_header = text.splitlines()[0].replace("test/", "eval/")
+    old_header = ",".join(c for c in old_header.split(",") if not c.startswith("valid/"))
+    with open(run_dir / "progress.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(run_dir / "progress.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=old_header.split(","))
+        writer.writeheader()
+        writer.writerows(
+            [{k.replace("test/", "eval/"): v for k, v in r.items() if not k.startswith("valid/")} for r in rows]
+        )
+    assert load_checkpoint(latest).best_validation == -math.inf
+    assert main(["train", "--resume", str(run_dir), "--set", "run.iterations=8", "--quiet"]) == 0
+    resumed = progress_cells(run_dir)
+    reference = progress_cells(reference_run)
+    assert [r["test/post_return"] for r in resumed] == [r["test/post_return"] for r in reference]
+    assert resumed[3]["valid/post_return"] == "" and resumed[7]["valid/post_return"] != ""
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt").iteration == 8
 
 
 def test_resume_refuses_other_changes(reference_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -407,10 +441,11 @@ def test_two_iteration_smoke_run_of_every_family(name: str, tmp_path: Path) -> N
     assert rows_written(run_dir) == 2
     with open(run_dir / "progress.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert all(r["eval/post_return"] != "" for r in rows)
+    assert all(r["test/post_return"] != "" and r["valid/post_return"] != "" for r in rows)
     has_success = make_family(name).has_success
     assert all((r["adapt/success"] != "") == has_success for r in rows)
-    assert all((r["eval/post_success"] != "") == has_success for r in rows)
+    assert all((r["test/post_success"] != "") == has_success for r in rows)
+    assert all((r["valid/post_success"] != "") == has_success for r in rows)
     tags = set(scalar_tags(run_dir / "tb"))
     assert {"adapt/post_return", "trpo/kl", "time/iteration_s", "physics/unstable_episodes"} <= tags
     assert ("adapt/success" in tags) == has_success
@@ -442,7 +477,10 @@ def test_resume_continues_the_environment_streams(tmp_path: Path) -> None:
     assert main(["train", "--resume", str(tmp_path / "parts"), "--set", "run.iterations=3", "--quiet"]) == 0
     assert_same_params(tmp_path / "whole" / "checkpoints" / "final.pt", tmp_path / "parts" / "checkpoints" / "final.pt")
     # the 1-iteration run evaluated at its end, the whole run did not: compare the training columns
-    strip = [{k: v for k, v in row.items() if not k.startswith("eval/")} for row in progress_cells(tmp_path / "whole")]
+    evaluation = ("valid/", "test/")
+    strip = [
+        {k: v for k, v in row.items() if not k.startswith(evaluation)} for row in progress_cells(tmp_path / "whole")
+    ]
     assert strip == [
-        {k: v for k, v in row.items() if not k.startswith("eval/")} for row in progress_cells(tmp_path / "parts")
+        {k: v for k, v in row.items() if not k.startswith(evaluation)} for row in progress_cells(tmp_path / "parts")
     ]

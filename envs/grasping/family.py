@@ -220,6 +220,10 @@ class GraspObject:
     def test_tasks(self) -> list[Task]:
         return [GraspTask(ObjectSpec.parse(text)) for text in TEST_OBJECTS]
 
+    def validation_tasks(self) -> list[Task]:
+        """Training-distribution objects that choose ``best.pt``: ``sample_tasks`` from a fixed seed."""
+        return self.sample_tasks(len(TEST_OBJECTS), np.random.default_rng(170303400))
+
     def parse_task(self, text: str) -> Task:
         return GraspTask(ObjectSpec.parse(text))
 
