@@ -237,7 +237,7 @@ def group_curvature(
         hvp_subsample: Fraction of the query steps for the KL's Fisher.
     """
     n = group.query.num_tasks
-    current, steps = _adapt(policy, params, group.supports, inner, keep_steps=True)
+    current, steps = _adapt(policy, params, group.supports, inner, group.query.num_tasks, keep_steps=True)
     query = group.query
     surrogate = _score(policy, current, query, num_tasks)
     mean, log_std = _query_outputs(surrogate.acts, surrogate.head.log_std, query)
@@ -263,13 +263,19 @@ def group_curvature(
 
 
 def _adapt(
-    policy: GaussianMLPPolicy, params: Params, supports: Sequence[Episodes], inner: InnerConfig, *, keep_steps: bool
+    policy: GaussianMLPPolicy,
+    params: Params,
+    supports: Sequence[Episodes],
+    inner: InnerConfig,
+    num_tasks: int,
+    *,
+    keep_steps: bool,
 ) -> tuple[Params, list[ScoreTerm]]:
     """The adapted parameters ``[n, *shape]`` by the written-out inner steps (the same numbers as
     :func:`metarl.adaptation.adapt`, tested), and with ``keep_steps`` each second-order step's
     inner-loss term (none for FOMAML, whose ``J_k = I``)."""
     keep = keep_steps and inner.algorithm == "maml_trpo"
-    current = stack_params({k: v.detach() for k, v in params.items()}, supports[0].num_tasks)
+    current = stack_params({k: v.detach() for k, v in params.items()}, num_tasks)
     steps: list[ScoreTerm] = []
     for episodes in supports:
         term = _score(policy, current, episodes, 1, second_order=keep)

@@ -65,7 +65,7 @@ def _batch(config: Config, iterations: int) -> tuple[GaussianMLPPolicy, Params, 
             tasks = exp.family.sample_tasks(config.outer.meta_batch_size, rng)
             episodes = collect_adaptation(
                 exp.sampler, params, tasks, 1, config.inner.rollouts, config.inner.fast_lr, config.advantage, rng, gen
-            )
+            ).episodes
             batch = MetaBatch((episodes[0],), episodes[1])
             if k < iterations:
                 params, _ = meta_update(exp.policy, params, batch, config.inner, config.outer)

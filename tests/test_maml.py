@@ -328,3 +328,23 @@ def test_written_out_meta_gradient_equals_autograd(algorithm: Algorithm, steps: 
         mean, log_std = query_distribution(policy, params, batch, inner, create_graph=False)
     torch.testing.assert_close(curvature.old.mean, mean, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(curvature.old.log_std, log_std)
+
+
+ALGOS: tuple[Algorithm, Algorithm] = ("maml_trpo", "fomaml")
+
+
+def test_without_inner_steps_the_update_is_plain_trpo_on_the_query() -> None:
+    """``inner.steps = 0`` (one policy for all tasks): MAML-TRPO and FOMAML are the same update, which
+    improves the un-adapted surrogate within the trust region."""
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch()._replace(supports=())
+    outer = OuterConfig(max_kl=0.01)
+    results = [trpo_meta_update(policy, params, batch, dataclasses.replace(INNER, algorithm=a), outer) for a in ALGOS]
+    (new, stats), (other, _) = results
+    assert stats.accepted and stats.improvement > 0
+    torch.testing.assert_close(params_to_vector(new), params_to_vector(other), rtol=1e-6, atol=1e-9)
+    loss_fn, kl_fn = _objective(policy, params, batch, INNER)
+    with torch.no_grad():
+        assert kl_fn(params_to_vector(new)).item() <= outer.max_kl
+        assert loss_fn(params_to_vector(new)).item() == pytest.approx(stats.loss_after, rel=1e-9)

@@ -93,7 +93,7 @@ from metarl.envs.mujoco_batch import quiet_mujoco_log
 MOVE_STEP = 0.02  # m: the hand's target moves at most this far per control step along each axis
 REACH = 0.1  # m: the commanded pinch point's x, y from the tracked point at action ±1
 LOW, HIGH = scene.HAND_RANGE[2][0], 0.2  # m: the commanded pinch height at action -1, +1
-LIFT_FULL = 0.10  # m: the lift term saturates at this rise of the centre of mass
+LEVEL_TILT = math.radians(30.0)  # the level term falls to 0 at this tilt
 SUCCESS_RISE = 0.05  # m
 SUCCESS_TILT = math.radians(15.0)
 SUCCESS_HOLD = 20  # control steps (0.8 s) the object must have been held up at the end
@@ -469,6 +469,7 @@ class GraspBatchEnv:
             success &= ~(bad | ~finite_rows)
         reward = terms["reach"] + terms["grasp"]  # the terms in order; no term is ever -0.0
         reward += terms["lift"]
+        reward += terms["level"]
         reward += terms["action"]
         self._done |= bad
         return StepResult(obs=obs, reward=reward, terminated=bad, terms=terms, success=success, unstable=bad)
@@ -510,10 +511,12 @@ class GraspBatchEnv:
         grasped = s.touch[:, 0] & s.touch[:, 1]
         rise = com[2] - self._com_rest
         up = _level(axes)  # cos(tilt)
+        tilt = np.arccos(up)
         terms = {
             "reach": 0.5 * (1.0 - np.tanh(10.0 * distance)),
             "grasp": 0.5 * grasped,
-            "lift": 2.0 * grasped * np.clip(rise / LIFT_FULL, 0.0, 1.0) * up**4,
+            "lift": grasped * np.clip(rise / SUCCESS_RISE, 0.0, 1.0),
+            "level": 2.0 * (grasped & (rise >= SUCCESS_RISE)) * np.clip(1.0 - tilt / LEVEL_TILT, 0.0, 1.0),
             "action": -0.005 * np.add.reduce(act**2, axis=1),
         }
         up_and_held = grasped & (rise >= SUCCESS_RISE)
