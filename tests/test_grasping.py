@@ -78,7 +78,7 @@ def test_blind_controllers_lift_few_held_out_objects(family: GraspObject) -> Non
 
 def test_pinching_away_from_the_centre_of_mass_tilts_the_object(family: GraspObject) -> None:
     spec = ObjectSpec.parse("box length=0.2 width=0.04 height=0.03 mass=0.3 com=0.03")
-    offsets = np.array([0.03, 0.02, 0.0, -0.02])  # 0, 1, 3 and 5 cm from the centre of mass
+    offsets = np.array([0.03, 0.02, 0.015, 0.01])  # 0, 1, 1.5 and 2 cm from the centre of mass
     plan = ctl.PinchPlan(offsets, np.full(4, 0.022), np.ones(4))
     outcome = ctl.rollout(family, [GraspTask(spec)] * 4, ctl.PlanController(plan), 0, 2)
     tilt = np.degrees(outcome.tilt)

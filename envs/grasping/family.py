@@ -1,14 +1,14 @@
 """GraspObject: a parallel-jaw gripper lifts a long object, level, without knowing where its mass is.
 
-Every object lies along the table's x axis, across the gripper's jaws, and is longer than the
-open gripper is wide. Where along it the hand must pinch depends on the object: pinched away from
-its centre of mass, it turns in the grip under its own weight (the squeeze is a realistic 5 N,
-held by friction alone) and hangs tilted. The policy never sees the shape, the mass or where the
-mass is: only its own hand and fingers, whether each pad touches, and one tracked point of the
-object (the centre of its bounding box: where it lies on the table and how far it has risen). The
-right pinch point must be found from the reward of a few rollouts, as the goal is in 2-D
-navigation. A scripted controller that reads the object's specification lifts nearly every
-object; one that reads only the observation cannot (``metarl.envs.grasping.controllers``).
+Every object lies along the table's x axis, across the gripper's jaws, and is longer than the open
+gripper is wide. Where along it the hand must pinch depends on the object: pinched away from its
+centre of mass, it turns in the grip under its own weight (the squeeze is a realistic 2.5 N per
+finger on narrow fingertips, held by friction alone) and hangs tilted. The policy never sees the
+shape, the mass or where the mass is: only its own hand and fingers, whether each pad touches, and
+one tracked point of the object (the centre of its bounding box: where it lies on the table and how
+far it has risen). The right pinch point must be found from the reward of a few rollouts, as the
+goal is in 2-D navigation. A scripted controller that reads the object's specification lifts nearly
+every object; one that reads only the observation cannot (``metarl.envs.grasping.controllers``).
 
 =================  ====================================================================  ========
 Observation        Meaning                                                               Unit
@@ -30,7 +30,7 @@ Action             Meaning                                                      
                    point: ``act * 0.1`` m
 ``act[2]``         pinch height to go to, from the lowest (-1, 0.022 m) to 0.2 m (+1)     [-1, 1]
 ``act[3]``         grip: each finger's target runs linearly from open (-1) to 2 cm past   [-1, 1]
-                   closed (+1), so +1 squeezes with the full ``grip_force`` (5 N)
+                   closed (+1), so +1 squeezes with the full ``grip_force`` (2.5 N)
 =================  ====================================================================  ========
 
 The hand's position target moves towards the commanded point by at most 2 cm per step along each
@@ -44,22 +44,24 @@ Reward, the sum of four named terms (in ``info``), per step:
 * ``reach`` = ``0.5 (1 - tanh(10 d))``, ``d`` the distance (m) from the pinch point to the
   object's bounding box (0 inside it);
 * ``grasp`` = 0.5 while both pads touch the object;
-* ``lift`` = ``2 clip(h / 0.1, 0, 1) cos⁴(tilt)`` while both pads touch it, ``h`` the rise (m)
-  of its centre of mass and ``tilt`` the angle of its long axis (x) out of the horizontal;
+* ``lift`` = ``clip(h / 0.05, 0, 1)`` while both pads touch it, ``h`` the rise (m) of its centre
+  of mass;
+* ``level`` = ``2 clip(1 - tilt / 30°, 0, 1)`` while both pads touch it and ``h >= 0.05``,
+  ``tilt`` the angle of its long axis (x) out of the horizontal;
 * ``action`` = ``-0.005 ‖act‖²``.
 
 ``success`` is decided at the last step of the episode: for the last 20 steps (0.8 s) both pads
 have touched the object with its centre of mass at least 5 cm above where it rested, and it is
-within 15° of level. (An object pinched off its centre of mass keeps turning while it is held:
-MuJoCo's soft contacts let the torque creep. The hold makes the tilt a matter of where it was
-pinched, not of how late it was lifted.) Episodes terminate only on physics instability (NaN/Inf
+within 15° of level. Episodes terminate only on physics instability (NaN/Inf
 state or a MuJoCo warning), with ``info["physics_unstable"]``.
 
 Physics: a pad-object contact has the friction ``sqrt(object friction x pad_friction)`` (pads
 1.2), the object-table contact the object's own; contacts are 4-dimensional (torsional friction)
-in a pyramidal cone (MuJoCo's defaults otherwise). The soft contacts let an off-centre load creep:
-a 0.3 kg bar pinched 1 cm from its centre of mass tilts by about 11° over the episode, 2 cm away by
-about 22°, 3 cm away by about 35°.
+in an elliptic cone with ``impratio`` 10, the settings MuJoCo recommends for grasping: with its
+default (pyramidal, 1) an off-centre grip creeps on and on, so that putting the object down and
+lifting it again paid better than holding it. Here it turns until the grip's friction balances the
+weight's torque, within about 0.3 s of lifting: a 0.3 kg bar pinched 1 cm from its centre of mass
+settles at about 7°, 1.5 cm away at 19°, 2 cm away at 39°.
 
 Task space: an :class:`~metarl.envs.grasping.objects.ObjectSpec` lying along x. Training draws
 boxes and lying capsules 14-24 cm long with a hidden weight (centre of mass up to 30 % of the

@@ -28,10 +28,10 @@ from metarl.envs.mujoco_batch import quiet_mujoco_log
 
 TIMESTEP = 0.008  # s
 SUBSTEPS = 5  # physics steps per control step: 25 Hz control
-GRIP_FORCE = 5.0  # N, largest squeeze of each finger
+GRIP_FORCE = 2.5  # N, largest squeeze of each finger
 FINGER_OPEN = 0.055  # m, half-gap between the pads when open
 FINGER_CLOSED_TARGET = -0.02  # m, the position target that "close" commands (past touching)
-PAD_HALF = (0.012, 0.004, 0.02)  # m, pad half-sizes: along the jaw, thickness, height
+PAD_HALF = (0.006, 0.004, 0.02)  # m, pad half-sizes: along the jaw (narrow fingertips), thickness, height
 PAD_FRICTION = 1.2
 HAND_RANGE = ((-0.2, 0.2), (-0.2, 0.2), (PAD_HALF[2] + 0.002, 0.35))  # m, pinch-point workspace
 HAND_HOME = (0.0, 0.0, 0.09)  # m, pinch point at reset (before jitter)
@@ -153,8 +153,8 @@ def _base_spec(config: SceneConfig) -> mujoco.MjSpec:
     opt = s.option
     opt.timestep = TIMESTEP
     opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    opt.cone = mujoco.mjtCone.mjCONE_PYRAMIDAL
-    opt.impratio = 1.0
+    opt.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    opt.impratio = 10.0
     s.compiler.autolimits = True
     s.visual.global_.offwidth = 1280
     s.visual.global_.offheight = 960
