@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +30,8 @@ class StepStats:
         return_std: Standard deviation of the per-task mean returns.
         success_rate: Fraction of successful episodes, None where the family has no success.
         seconds: Wall time to collect these episodes and take the next step.
+        env_steps: Environment steps these episodes took, over all tasks (counted, not ``N × R × T``:
+            an episode that terminates early takes fewer).
     """
 
     step: int
@@ -35,6 +39,7 @@ class StepStats:
     return_std: float
     success_rate: float | None
     seconds: float
+    env_steps: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +62,117 @@ class AdaptationReport:
                 for task, rets, succ in zip(self.tasks, self.per_task_returns, self.per_task_success, strict=True)
             ],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AdaptationReport:
+        """The report that :meth:`to_dict` wrote (keys it does not know are ignored).
+
+        Raises:
+            ReportError: A key is missing or of the wrong kind (one line).
+        """
+        try:
+            steps = tuple(
+                StepStats(
+                    step=int(s["step"]),
+                    return_mean=float(s["return_mean"]),
+                    return_std=float(s["return_std"]),
+                    success_rate=None if s["success_rate"] is None else float(s["success_rate"]),
+                    seconds=float(s["seconds"]),
+                    env_steps=int(s.get("env_steps", 0)),
+                )
+                for s in data["steps"]
+            )
+            per_task = list(data["per_task"])
+            return cls(
+                family=str(data["family"]),
+                tasks=tuple(str(t) for t in data["tasks"]),
+                steps=steps,
+                per_task_returns=tuple(tuple(float(r) for r in t["returns"]) for t in per_task),
+                per_task_success=tuple(
+                    tuple(None if x is None else float(x) for x in t["success_rates"]) for t in per_task
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ReportError(f"not an adaptation report ({type(err).__name__}: {err})") from None
+
+
+class ReportError(ValueError):
+    """An adaptation report cannot be read or compared (one-line message)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """An adaptation curve read back from a JSON file, to draw beside others.
+
+    Attributes:
+        label: What the legend says: the file's ``label`` (``metarl baseline`` writes one), else its name.
+        report: The curve.
+        rollouts: Rollouts per task per step it was measured with, where the file says (its ``budget``).
+        horizon: Steps per rollout, where the file says.
+    """
+
+    label: str
+    report: AdaptationReport
+    rollouts: int | None = None
+    horizon: int | None = None
+
+
+def read_curve(path: Path) -> Curve:
+    """Reads a JSON report (``metarl evaluate --json``, ``metarl baseline --out``).
+
+    Raises:
+        ReportError: The file is missing, not JSON or not a report (one line naming it).
+    """
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReportError(f"{str(path)!r} is not a JSON report ({err})") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{str(path)!r} is not a JSON report (a {type(data).__name__}, not a mapping)")
+    try:
+        report = AdaptationReport.from_dict(data)
+    except ReportError as err:
+        raise ReportError(f"{str(path)!r} is {err}") from None
+    budget = data.get("budget") or {}
+    rollouts, horizon = budget.get("rollouts"), budget.get("horizon")
+    return Curve(
+        label=str(data.get("label") or path.stem),
+        report=report,
+        rollouts=None if rollouts is None else int(rollouts),
+        horizon=None if horizon is None else int(horizon),
+    )
+
+
+def check_comparable(curve: Curve, path: Path, family: str, tasks: Sequence[str], rollouts: int, horizon: int) -> None:
+    """Refuses a curve measured on another family, other tasks or another sample budget.
+
+    Args:
+        curve: The curve read from ``path``.
+        path: Its file, for the message.
+        family: The family it must be of.
+        tasks: The tasks (one-line forms) it must have been measured on, in order.
+        rollouts: Rollouts per task per step it must have taken (where the file says).
+        horizon: Steps per rollout (where the file says).
+
+    Raises:
+        ReportError: One line saying what differs.
+    """
+    where = f"{str(path)!r} ({curve.label})"
+    if curve.report.family != family:
+        raise ReportError(f"{where} is of family {curve.report.family}, not {family}")
+    if curve.report.tasks != tuple(tasks):
+        raise ReportError(
+            f"{where} was measured on other tasks ({len(curve.report.tasks)}) than these ({len(tasks)}); "
+            "give both the same --tasks"
+        )
+    if curve.rollouts is not None and curve.rollouts != rollouts:
+        raise ReportError(
+            f"{where} took {curve.rollouts} rollouts per step, not {rollouts}; give --rollouts {rollouts}"
+        )
+    if curve.horizon is not None and curve.horizon != horizon:
+        raise ReportError(f"{where} ran episodes of {curve.horizon} steps, not {horizon}")
 
 
 def _success(episodes: Episodes) -> list[float | None]:
@@ -112,20 +228,54 @@ def adaptation_report(
     family: str, tasks: Sequence[Task], batches: Sequence[Episodes], seconds: float
 ) -> AdaptationReport:
     """The adaptation curve of ``batches`` (batch ``k`` collected after ``k`` steps) on ``tasks``."""
-    stats = []
-    for k, episodes in enumerate(batches):
-        per_task = episodes.returns().mean(1)
-        rate = episodes.success_rate()
-        std = float(per_task.std(unbiased=False).item()) if per_task.numel() > 1 else 0.0
-        stats.append(StepStats(k, float(per_task.mean().item()), std, rate, seconds))
     returns = [b.returns().mean(1).tolist() for b in batches]  # [step][task]
     success = [_success(b) for b in batches]
+    return curve_report(
+        family,
+        [t.to_string() for t in tasks],
+        [[float(r[i]) for r in returns] for i in range(len(tasks))],
+        [[s[i] for s in success] for i in range(len(tasks))],
+        [seconds] * len(batches),
+        [b.num_steps for b in batches],
+    )
+
+
+def curve_report(
+    family: str,
+    tasks: Sequence[str],
+    returns: Sequence[Sequence[float]],
+    success: Sequence[Sequence[float | None]],
+    seconds: Sequence[float],
+    env_steps: Sequence[int],
+) -> AdaptationReport:
+    """An adaptation curve from per-task figures, whatever produced them.
+
+    Args:
+        family: Family name.
+        tasks: ``N`` tasks, one-line forms.
+        returns: ``[N][K + 1]`` mean return of each task's episodes after ``k`` steps.
+        success: ``[N][K + 1]`` success rate of each task's episodes (None: the family has none).
+        seconds: ``[K + 1]`` wall time of each stage.
+        env_steps: ``[K + 1]`` environment steps of each stage, over all tasks.
+
+    Returns:
+        Per step: mean and (population) standard deviation of the per-task means, and the
+        mean of the per-task success rates.
+    """
+    stats = []
+    for k in range(len(seconds)):
+        per_task = [r[k] for r in returns]
+        rates = [s[k] for s in success]
+        rate = None if any(x is None for x in rates) else math.fsum(x or 0.0 for x in rates) / len(rates)
+        mean = math.fsum(per_task) / len(per_task)
+        std = math.sqrt(math.fsum((x - mean) ** 2 for x in per_task) / len(per_task)) if len(per_task) > 1 else 0.0
+        stats.append(StepStats(k, mean, std, rate, float(seconds[k]), int(env_steps[k])))
     return AdaptationReport(
         family=family,
-        tasks=tuple(t.to_string() for t in tasks),
+        tasks=tuple(tasks),
         steps=tuple(stats),
-        per_task_returns=tuple(tuple(float(r[i]) for r in returns) for i in range(len(tasks))),
-        per_task_success=tuple(tuple(s[i] for s in success) for i in range(len(tasks))),
+        per_task_returns=tuple(tuple(float(x) for x in r) for r in returns),
+        per_task_success=tuple(tuple(s) for s in success),
     )
 
 

@@ -49,11 +49,7 @@ def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:
         ConfigError: A configuration this version refuses.
     """
     ckpt = load_checkpoint(path)
-    try:
-        config = config_from_dict(yaml.safe_load(ckpt.config_yaml))
-    except yaml.YAMLError:
-        raise CheckpointError(f"checkpoint {str(path)!r} has a malformed config") from None
-    exp = build_experiment(config)
+    exp = build_experiment(checkpoint_config(ckpt, path))
     expected = exp.policy.init_params(torch.Generator().manual_seed(0))
     try:
         check_params(ckpt.params, expected, what=f"checkpoint {str(path)!r}")
@@ -63,3 +59,16 @@ def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:
         exp.sampler.close()
         raise
     return exp, ckpt
+
+
+def checkpoint_config(ckpt: Checkpoint, path: Path) -> Config:
+    """The configuration a checkpoint was written with.
+
+    Raises:
+        CheckpointError: Its configuration is not YAML (one line).
+        ConfigError: A configuration this version refuses.
+    """
+    try:
+        return config_from_dict(yaml.safe_load(ckpt.config_yaml))
+    except yaml.YAMLError:
+        raise CheckpointError(f"checkpoint {str(path)!r} has a malformed config") from None

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from metarl.evaluate import AdaptationReport
+from metarl.evaluate import AdaptationReport, Curve
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -111,4 +111,47 @@ def plot_adaptation(report: AdaptationReport, path: Path, title: str) -> None:
         twin.set_ylim(-5, 105)
         handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+    _save(fig, path)
+
+
+def plot_comparison(
+    curves: Sequence[Curve], path: Path, title: str, xlabel: str = "gradient steps of adaptation"
+) -> None:
+    """Several adaptation curves on one figure: return after 0..K steps (mean ± std over tasks), and
+    a second panel of success rates where every curve has them.
+
+    Args:
+        curves: One line each (MAML's, the baselines'), in legend order.
+        path: PNG to write (atomically).
+        title: Figure title.
+        xlabel: What one step is.
+    """
+    with_success = all(s.success_rate is not None for c in curves for s in c.report.steps)
+    fig, axes = plt.subplots(
+        2 if with_success else 1, 1, figsize=(6.5, 7 if with_success else 4.5), sharex=True, squeeze=False
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "osD^v<>ph"
+    ticks: set[int] = set()
+    for i, curve in enumerate(curves):
+        steps = [s.step for s in curve.report.steps]
+        ticks.update(steps)
+        shifted = [k + 0.04 * (i - (len(curves) - 1) / 2) for k in steps]  # error bars side by side
+        style = {"color": colors[i % len(colors)], "marker": markers[i % len(markers)], "label": curve.label}
+        means = [s.return_mean for s in curve.report.steps]
+        stds = [s.return_std for s in curve.report.steps]
+        axes[0, 0].errorbar(shifted, means, yerr=stds, capsize=3, **style)
+        if with_success:
+            axes[1, 0].plot(shifted, [100.0 * (s.success_rate or 0.0) for s in curve.report.steps], **style)
+    tasks = len(curves[0].report.tasks) if curves else 0
+    axes[0, 0].set_ylabel(f"average return (mean ± std over {tasks} tasks)")
+    axes[0, 0].set_title(title)
+    if with_success:
+        axes[1, 0].set_ylabel("success rate (%)")
+        axes[1, 0].set_ylim(-5, 105)
+    for ax in axes[:, 0]:
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="best", fontsize=8)
+    axes[-1, 0].set_xticks(sorted(ticks))
+    axes[-1, 0].set_xlabel(xlabel)
     _save(fig, path)

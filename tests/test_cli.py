@@ -81,7 +81,8 @@ def test_evaluate_json(trained: Path, capsys: pytest.CaptureFixture[str]) -> Non
     report = json.loads(capsys.readouterr().out)
     assert report["family"] == "Navigation2D" and len(report["tasks"]) == 2
     assert [s["step"] for s in report["steps"]] == [0, 1, 2]
-    assert set(report["steps"][0]) == {"step", "return_mean", "return_std", "success_rate", "seconds"}
+    assert set(report["steps"][0]) == {"step", "return_mean", "return_std", "success_rate", "seconds", "env_steps"}
+    assert all(0 < s["env_steps"] <= 2 * 2 * 20 for s in report["steps"])  # counted; a reached goal ends early
     assert report["steps"][0]["success_rate"] is None
     assert len(report["per_task"]) == 2 and len(report["per_task"][0]["returns"]) == 3
 

@@ -217,8 +217,9 @@ def test_evaluate_json_has_the_documented_shape(
     assert len(report["tasks"]) == 3 and all(isinstance(t, str) for t in report["tasks"])
     assert [s["step"] for s in report["steps"]] == [0, 1, 2]
     for step in report["steps"]:
-        assert set(step) == {"step", "return_mean", "return_std", "success_rate", "seconds"}
+        assert set(step) == {"step", "return_mean", "return_std", "success_rate", "seconds", "env_steps"}
         assert np.isfinite(step["return_mean"]) and step["return_std"] >= 0 and step["seconds"] >= 0
+        assert 0 < step["env_steps"] <= 3 * 2 * 40  # counted: an episode that reaches its goal ends early
         assert step["success_rate"] is None  # no success criterion in navigation
     assert len(report["per_task"]) == 3
     for entry, task in zip(report["per_task"], report["tasks"], strict=True):
