@@ -1,4 +1,4 @@
-"""``metarl`` command line: train | evaluate | adapt | render | bench | families.
+"""``metarl`` command line: train | evaluate | adapt | render | bench | families | gap | baseline.
 
 Errors in what the user typed (config, task, checkpoint) print one line and exit with 2;
 a run that cannot go on (disk full) exits with 1; a run stopped by SIGINT/SIGTERM exits with
@@ -92,6 +92,21 @@ def _parser() -> argparse.ArgumentParser:
                 "of training tasks) or N (the first N held-out tasks); default test, or for an adapted "
                 "checkpoint its own task",
             )
+            p.add_argument(
+                "--compare",
+                nargs="+",
+                type=Path,
+                default=[],
+                metavar="JSON",
+                help="curves to draw beside this checkpoint's on one PNG: `metarl baseline --out` files (same "
+                "family, tasks and rollouts) or other `evaluate --json` outputs",
+            )
+            p.add_argument(
+                "--plot",
+                type=Path,
+                metavar="PNG",
+                help="write the adaptation curve(s) to this PNG (default with --compare: adaptation_comparison.png)",
+            )
         else:
             group = p.add_mutually_exclusive_group(required=True)
             group.add_argument("--task", help="the task: its one-line form (e.g. 'goal=0.3,-0.2') or a YAML file")
@@ -167,6 +182,57 @@ def _parser() -> argparse.ArgumentParser:
     gap.add_argument("--repeats", type=int, default=2, help="episodes per object, each with its own reset (default 2)")
     gap.add_argument("--seed", type=int, default=0, help="seed of the resets and of drawn training objects (default 0)")
     gap.add_argument("--set", dest="overrides", action="append", default=[], metavar="family.KEY=VALUE")
+
+    baseline = sub.add_parser(
+        "baseline",
+        help="what adapting without meta-learning gives: SB3 PPO from scratch or pretrained, or a random init",
+        description="The adaptation curve of a baseline on the held-out tasks with MAML's sample budget (--steps "
+        "updates, each on --rollouts episodes of the family's horizon per task), in `metarl evaluate`'s format. "
+        "scratch: stable-baselines3 PPO from a random initialisation; pretrained: SB3 PPO trained on the "
+        "training tasks (a new one per episode) and fine-tuned; random-init: metarl's own inner loop "
+        "(inner.fast_lr) from a random initialisation. A PPO step is one PPO iteration on the N x T env steps "
+        "the policy just collected. `metarl evaluate CKPT --compare OUT.json` draws it beside MAML's.",
+    )
+    baseline.add_argument("kind", metavar="BASELINE", help="scratch, pretrained or random-init")
+    baseline.add_argument(
+        "source",
+        type=Path,
+        metavar="CHECKPOINT_OR_CONFIG",
+        help="a MAML checkpoint (its family, policy shape, fast_lr, rollouts, horizon) or an experiment YAML",
+    )
+    baseline.add_argument("--steps", type=int, default=3, help="updates K, as evaluate's --steps (default 3)")
+    baseline.add_argument("--rollouts", type=int, help="episodes per task per step N (default: inner.rollouts)")
+    baseline.add_argument("--tasks", default="test", help="test (default), valid, train or N, as evaluate's")
+    baseline.add_argument("--seed", type=int, default=0, help="seed of PPO, the environments, the rollouts (default 0)")
+    baseline.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="with a YAML: override"
+    )
+    baseline.add_argument(
+        "--pretrain-steps",
+        type=int,
+        help="pretrained: env steps of pretraining on the training tasks (default 200000), rounded up to whole "
+        "PPO iterations",
+    )
+    baseline.add_argument(
+        "--model",
+        type=Path,
+        metavar="ZIP",
+        help="pretrained: the SB3 model to start from if it exists, else where to pretrain one (give "
+        "--pretrain-steps then); default runs/baselines/<family>-pretrained-<steps>-seed<seed>.zip",
+    )
+    baseline.add_argument(
+        "--ppo",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a PPO setting (repeatable): learning_rate (3e-4), n_epochs (10), minibatches (4), clip_range (0.2), "
+        "ent_coef (0), max_grad_norm (0.5)",
+    )
+    baseline.add_argument("--envs", type=int, help="environments stepped together; divides N (default N)")
+    baseline.add_argument("--vec-env", default="dummy", help="dummy (SB3 DummyVecEnv, default) or subproc")
+    baseline.add_argument("--threads", type=int, default=1, help="torch threads of the PPO learner (default 1)")
+    baseline.add_argument("--out", type=Path, metavar="JSON", help="write the curve as JSON (for evaluate --compare)")
+    baseline.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -181,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": _bench,
         "families": _families,
         "gap": _gap,
+        "baseline": _baseline,
     }
     try:
         with warnings.catch_warnings():
@@ -243,29 +310,51 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from metarl.evaluate import adapt_and_report
+    from metarl.evaluate import Curve, ReportError, adapt_and_report, check_comparable, read_curve
     from metarl.experiment import load_experiment
 
     _check_counts(args.steps, args.rollouts)
+    if args.plot is not None and args.plot.suffix != ".png":
+        raise CliError(f"--plot={str(args.plot)!r} must end in .png")
+    try:
+        others = [read_curve(path) for path in args.compare]
+    except ReportError as err:
+        raise CliError(str(err)) from None
     exp, ckpt = load_experiment(args.checkpoint)
+    rollouts, horizon = args.rollouts or exp.config.inner.rollouts, exp.family.horizon
     try:
         if args.tasks is None and ckpt.adaptation is not None:
             tasks = [exp.family.task_from_dict(ckpt.adaptation.task)]
         else:
             tasks = _pick_tasks(exp.family, args.tasks or "test", exp.config)
+        for path, curve in zip(args.compare, others, strict=True):
+            check_comparable(curve, path, exp.family.name, [t.to_string() for t in tasks], rollouts, horizon)
         report, _ = adapt_and_report(
             exp.sampler,
             ckpt.params,
             tasks,
             args.steps,
-            args.rollouts or exp.config.inner.rollouts,
+            rollouts,
             exp.config.inner.fast_lr,
             exp.config.advantage,
             seed=args.seed,
         )
+    except ReportError as err:
+        raise CliError(str(err)) from None
     finally:
         exp.sampler.close()
     _print_report(report, args.json)
+    if args.compare or args.plot is not None:
+        from metarl.plots import plot_comparison
+
+        plot = args.plot or Path("adaptation_comparison.png")
+        plot_comparison(
+            [Curve(f"{exp.config.inner.algorithm} ({args.checkpoint.name})", report, rollouts, horizon), *others],
+            plot,
+            f"{report.family}: {len(report.tasks)} task(s)",
+            xlabel=f"adaptation steps (each {rollouts} rollouts x {horizon} steps per task)",
+        )
+        print(f"wrote {plot}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -478,4 +567,48 @@ def _gap(args: argparse.Namespace) -> int:
     report = adaptation_gap(family, tasks, repeats=args.repeats, seed=args.seed)
     print(f"GraspObject, {args.objects} objects x {args.repeats} episodes")
     print(report.format())
+    return 0
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from metarl.checkpoint import load_checkpoint
+    from metarl.envs.registry import make_family
+    from metarl.experiment import checkpoint_config
+    from metarl.sb3_baselines import BASELINES, BaselineError, BaselineRequest, Budget, ppo_settings, run_baseline
+
+    if args.kind not in BASELINES:
+        raise CliError(f"unknown baseline {args.kind!r}; allowed: {', '.join(BASELINES)}")
+    _check_counts(args.steps, args.rollouts)
+    if args.out is not None and args.out.suffix != ".json":
+        raise CliError(f"--out={str(args.out)!r} must end in .json")
+    if args.source.suffix in (".yaml", ".yml"):
+        config = load_config(args.source, args.overrides)
+    elif args.overrides:
+        raise CliError("--set changes an experiment YAML; a checkpoint's settings are MAML's and stay as they are")
+    else:
+        config = checkpoint_config(load_checkpoint(args.source), args.source)
+    family = make_family(config.family.name, config.family.options)
+    tasks = _pick_tasks(family, args.tasks, config)
+    try:
+        request = BaselineRequest(
+            args.kind,
+            config,
+            tuple(tasks),
+            Budget(args.steps, args.rollouts or config.inner.rollouts, family.horizon),
+            seed=args.seed,
+            ppo=ppo_settings(args.ppo, num_envs=args.envs, vec_env=args.vec_env, torch_threads=args.threads),
+            model=args.model,
+            pretrain_steps=args.pretrain_steps,
+            source=str(args.source),
+        )
+        result = run_baseline(request, progress=None if args.json else lambda line: print(line, file=sys.stderr))
+        if args.out is not None:
+            result.save(args.out)
+    except BaselineError as err:
+        raise CliError(str(err)) from None
+    except OSError as err:
+        raise CliError(f"cannot write {str(args.out)!r}: {err}", EXIT_FAILURE) from None
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
+    if args.out is not None:
+        print(f"wrote {args.out}", file=sys.stderr if args.json else sys.stdout)
     return 0

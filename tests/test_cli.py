@@ -42,7 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "adapt", "render", "bench", "families", "gap"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "adapt", "render", "bench", "families", "gap", "baseline"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
