@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -183,9 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gap": _gap,
     }
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*settotalmass.*")
-            return commands[args.command](args)
+        return commands[args.command](args)
     except (ConfigError, TaskError, CheckpointError) as err:
         print(f"metarl {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -453,10 +450,6 @@ def _families(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _gap(args: argparse.Namespace) -> int:
     from metarl.envs.grasping import GraspObject
     from metarl.envs.grasping.controllers import adaptation_gap
@@ -479,3 +472,7 @@ def _gap(args: argparse.Namespace) -> int:
     print(f"GraspObject, {args.objects} objects x {args.repeats} episodes")
     print(report.format())
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,8 +23,6 @@ import yaml
 from metarl.envs.base import TaskError
 from metarl.envs.registry import family_spec
 
-ALGORITHMS = ("maml_trpo", "fomaml", "reptile")
-
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range (one-line message)."""

@@ -311,7 +311,7 @@ def curvature_product(curvature: GroupCurvature, v: Tensor, like: Params) -> Ten
     through the inner steps, ``M_i`` the Gaussian's Fisher times the step's weight in the mean
     KL. Each ``J_k = I − α ∇²L_k`` is symmetric. The products are written out in
     :mod:`metarl.curvature` (no autograd graph is walked); tests compare them with the double
-    backward through the KL's gradient (:func:`metarl.trpo.hessian_vector_product_fn`).
+    backward through the KL's gradient (the tests' reference, ``tests/helpers.py``).
 
     Args:
         curvature: The group's terms (:func:`group_curvature`).
