@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from metarl.adaptation import collect_adaptation
 from metarl.config import Config, ConfigError
 from metarl.envs.base import BatchEnv, StepResult, Task, TaskFamily
 from metarl.envs.mujoco_batch import PhysicsBatch
 from metarl.experiment import build_experiment
 from metarl.maml import MetaBatch, meta_update
+from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation
 from metarl.samplers import BatchSampler
 
 
@@ -271,6 +271,7 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
     limit = PhysicsLimit(exp.family, n * r, config.sampler.num_threads)
     recorder = RecordingEnv(exp.family.make_batch_env(n * r, config.sampler.num_threads))
     sampler.use_env(recorder)
+    settings = AdaptationSettings.training(config)
     exact = dataclasses.replace(config.outer, hvp_subsample=1.0)
     time_exact = exact != config.outer and config.inner.algorithm != "reptile"
     sampling, updating, updating_exact, sampler_rates, limit_rates, ratios = [], [], [], [], [], []
@@ -279,17 +280,7 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
         recorder.episodes.clear()
         collect_s0, collect_steps0 = sampler.collect_seconds, sampler.collect_steps
         t0 = time.perf_counter()
-        batches = collect_adaptation(
-            sampler,
-            params,
-            tasks,
-            config.inner.steps,
-            r,
-            config.inner.fast_lr,
-            config.advantage,
-            rng,
-            generator,
-        ).episodes
+        batches = collect_adaptation(sampler, params, tasks, settings, Streams(rng, generator)).episodes
         batch = MetaBatch(tuple(batches[:-1]), batches[-1])
         t1 = time.perf_counter()
         updated, _ = meta_update(exp.policy, params, batch, config.inner, config.outer)

@@ -242,6 +242,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from metarl.evaluate import adapt_and_report
     from metarl.experiment import load_experiment
+    from metarl.rollouts import AdaptationSettings
 
     _check_counts(args.steps, args.rollouts)
     exp, ckpt = load_experiment(args.checkpoint)
@@ -254,10 +255,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             exp.sampler,
             ckpt.params,
             tasks,
-            args.steps,
-            args.rollouts or exp.config.inner.rollouts,
-            exp.config.inner.fast_lr,
-            exp.config.advantage,
+            AdaptationSettings.evaluation(exp.config, args.steps, args.rollouts or exp.config.inner.rollouts),
             seed=args.seed,
         )
     finally:
@@ -270,6 +268,7 @@ def _adapt(args: argparse.Namespace) -> int:
     from metarl.checkpoint import AdaptationRecord, adapted_checkpoint, save_checkpoint
     from metarl.evaluate import adapt_and_report
     from metarl.experiment import load_experiment
+    from metarl.rollouts import AdaptationSettings
 
     _check_counts(args.steps, args.rollouts)
     if args.save is not None and args.save.suffix != ".pt":
@@ -282,10 +281,7 @@ def _adapt(args: argparse.Namespace) -> int:
             exp.sampler,
             ckpt.params,
             [task],
-            args.steps,
-            rollouts,
-            exp.config.inner.fast_lr,
-            exp.config.advantage,
+            AdaptationSettings.evaluation(exp.config, args.steps, rollouts),
             seed=args.seed,
         )
     finally:

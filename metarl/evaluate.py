@@ -10,11 +10,10 @@ from typing import Any
 
 import torch
 
-from metarl.adaptation import Adaptation, collect_adaptation, seeded_streams
-from metarl.config import AdvantageConfig
 from metarl.envs.base import Task
 from metarl.episodes import Episodes
 from metarl.policies import Params
+from metarl.rollouts import Adaptation, AdaptationSettings, Streams, collect_adaptation
 from metarl.samplers import Sampler
 
 
@@ -66,44 +65,27 @@ def _success(episodes: Episodes) -> list[float | None]:
 
 
 def evaluate_adaptation(
-    sampler: Sampler,
-    params: Params,
-    tasks: Sequence[Task],
-    steps: int,
-    rollouts: int,
-    fast_lr: float,
-    advantage: AdvantageConfig,
-    seed: int,
+    sampler: Sampler, params: Params, tasks: Sequence[Task], settings: AdaptationSettings, seed: int
 ) -> AdaptationReport:
-    """Adapts ``params`` to each task for ``steps`` gradient steps and records every stage.
+    """Adapts ``params`` to each task for ``settings.steps`` gradient steps and records every stage.
 
     Args:
         sampler: Batched sampler of the task family.
         params: Meta-parameters (unbatched).
         tasks: Tasks to adapt to.
-        steps: Gradient steps ``K`` (0 measures the meta-policy alone).
-        rollouts: Rollouts per task per step.
-        fast_lr: Inner step size.
-        advantage: Return/baseline settings.
+        settings: Gradient steps ``K`` (0 measures the meta-policy alone), rollouts per task per
+            step, step size and advantages.
         seed: Seed of this evaluation's own random streams (it never touches a run's streams).
     """
-    return adapt_and_report(sampler, params, tasks, steps, rollouts, fast_lr, advantage, seed)[0]
+    return adapt_and_report(sampler, params, tasks, settings, seed)[0]
 
 
 def adapt_and_report(
-    sampler: Sampler,
-    params: Params,
-    tasks: Sequence[Task],
-    steps: int,
-    rollouts: int,
-    fast_lr: float,
-    advantage: AdvantageConfig,
-    seed: int,
+    sampler: Sampler, params: Params, tasks: Sequence[Task], settings: AdaptationSettings, seed: int
 ) -> tuple[AdaptationReport, Adaptation]:
     """:func:`evaluate_adaptation`, with the adaptation itself: its episodes and the adapted parameters."""
-    rng, generator = seeded_streams(seed)
     start = time.perf_counter()
-    adaptation = collect_adaptation(sampler, params, tasks, steps, rollouts, fast_lr, advantage, rng, generator)
+    adaptation = collect_adaptation(sampler, params, tasks, settings, Streams.from_seed(seed))
     seconds = (time.perf_counter() - start) / len(adaptation.episodes)
     return adaptation_report(sampler.family.name, tasks, adaptation.episodes, seconds), adaptation
 

@@ -10,11 +10,12 @@ import torch
 import yaml
 
 from metarl.checkpoint import Checkpoint, CheckpointError, check_params, load_checkpoint
-from metarl.config import Config, config_from_dict
+from metarl.config import Config, ConfigError, config_from_dict
 from metarl.envs.base import TaskFamily
 from metarl.envs.registry import make_family
 from metarl.policies import GaussianMLPPolicy
-from metarl.samplers import Sampler, make_sampler
+from metarl.ray_sampler import RaySampler
+from metarl.samplers import BatchSampler, Sampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,20 @@ def build_experiment(config: Config) -> Experiment:
     policy = GaussianMLPPolicy(obs_dim, act_dim, p.hidden_sizes, init_std=p.init_std, min_std=p.min_std)
     sampler = make_sampler(config, family, policy)
     return Experiment(config, family, policy, sampler)
+
+
+def make_sampler(config: Config, family: TaskFamily, policy: GaussianMLPPolicy) -> Sampler:
+    """The sampler that ``config.sampler`` asks for: :class:`BatchSampler` or a :class:`RaySampler`.
+
+    Raises:
+        ConfigError: ``backend: ray`` without Ray installed (one line saying how to install it).
+    """
+    s = config.sampler
+    if s.backend == "local":
+        return BatchSampler(family, policy, num_threads=s.num_threads)
+    if s.backend == "ray":
+        return RaySampler.from_config(config, family, policy)
+    raise ConfigError(f"sampler.backend={s.backend!r} is not allowed; allowed: local, ray")
 
 
 def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
 
 from metarl.adaptation import adapt
-from metarl.config import InnerConfig, OuterConfig
 from metarl.curvature import (
     Activations,
     KLTerm,
@@ -52,6 +51,9 @@ from metarl.trpo import (
     conjugate_gradient,
     trust_region_step,
 )
+
+if TYPE_CHECKING:  # the settings are the config's dataclasses, read as plain values: no configuration is loaded here
+    from metarl.config import InnerConfig, OuterConfig
 
 
 class MetaBatch(NamedTuple):

@@ -37,7 +37,6 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from metarl.adaptation import collect_adaptation
 from metarl.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -57,6 +56,7 @@ from metarl.logger import RunLogger, read_progress
 from metarl.maml import MetaBatch, meta_update
 from metarl.plots import plot_adaptation, plot_learning_curve
 from metarl.policies import Params
+from metarl.rollouts import EVAL_SALT, AdaptationSettings, Streams, collect_adaptation, derive_seed
 from metarl.video_log import EvaluationVideos
 
 
@@ -291,16 +291,9 @@ class Trainer:
         cfg, exp = self.config, self.exp
         start = time.perf_counter()
         tasks = exp.family.sample_tasks(cfg.outer.meta_batch_size, self.task_rng)
+        settings = AdaptationSettings.training(cfg)
         batches = collect_adaptation(
-            exp.sampler,
-            self.params,
-            tasks,
-            cfg.inner.steps,
-            cfg.inner.rollouts,
-            cfg.inner.fast_lr,
-            cfg.advantage,
-            self.env_rng,
-            self.generator,
+            exp.sampler, self.params, tasks, settings, Streams(self.env_rng, self.generator)
         ).episodes
         sampled = time.perf_counter()
         batch = MetaBatch(tuple(batches[:-1]), batches[-1])
@@ -333,16 +326,9 @@ class Trainer:
 
     def _adaptation(self, tasks: Sequence[Task], which: str) -> AdaptationReport:
         cfg = self.config
-        return evaluate_adaptation(
-            self.exp.sampler,
-            self.params,
-            tasks,
-            cfg.run.eval_steps,
-            cfg.run.eval_rollouts,
-            cfg.inner.fast_lr,
-            cfg.advantage,
-            seed=_eval_seed(cfg.run.seed, self.iteration, which),
-        )
+        # the test set's seed is the one runs used before validation sets
+        seed = derive_seed(cfg.run.seed, self.iteration, EVAL_SALT[which])
+        return evaluate_adaptation(self.exp.sampler, self.params, tasks, AdaptationSettings.evaluation(cfg), seed)
 
     # ------------------------------------------------------------------ side effects
 
@@ -413,12 +399,3 @@ class Trainer:
             print(line, file=self.out, flush=True)
         else:
             bar.write(line, file=self.out)
-
-
-_EVAL_SALT = {"test": 0xE7A1, "valid": 0x7A11D}
-
-
-def _eval_seed(seed: int, iteration: int, which: str) -> int:
-    """The seed of the evaluation of task set ``which`` at ``iteration`` (independent of the training
-    streams and of the other set's; the test set's is the one runs used before validation sets)."""
-    return int(np.random.SeedSequence([seed, iteration, _EVAL_SALT[which]]).generate_state(1)[0])

@@ -31,12 +31,12 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from metarl.adaptation import collect_adaptation, seeded_streams
 from metarl.checkpoint import Checkpoint
 from metarl.envs.base import RenderableBatchEnv, Task, TaskFamily, render_fps
 from metarl.episodes import Episodes
 from metarl.experiment import Experiment
 from metarl.policies import GaussianMLPPolicy, Params
+from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation
 from metarl.samplers import RolloutNoise, StepView, rollout, torch_threads
 
 HEADER = 48  # caption rows above each panel (pixels); with a panel side of a multiple of 16, frames suit the encoder
@@ -117,8 +117,8 @@ def render_checkpoint(
     """``metarl render``: the policy of a checkpoint before and after adapting to a task.
 
     A meta-trained checkpoint is adapted first (``max(steps)`` gradient steps of ``rollouts``
-    rollouts, the run's ``inner.rollouts`` by default, from :func:`seeded_streams(seed)
-    <metarl.adaptation.seeded_streams>`); an adapted checkpoint (``metarl adapt --save``) is shown
+    rollouts, the run's ``inner.rollouts`` by default, from :meth:`Streams.from_seed(seed)
+    <metarl.rollouts.Streams.from_seed>`); an adapted checkpoint (``metarl adapt --save``) is shown
     as it was adapted, without adapting again. The sampler of ``exp`` is closed afterwards.
 
     Args:
@@ -155,18 +155,10 @@ def render_checkpoint(
         else:
             task = task if task is not None else family.test_tasks()[0]
             steps = list(steps) if steps is not None else [0, 1]
-            rng, generator = seeded_streams(seed)
-            adaptation = collect_adaptation(
-                exp.sampler,
-                ckpt.params,
-                [task],
-                max(steps),
-                rollouts or config.inner.rollouts,
-                config.inner.fast_lr,
-                config.advantage,
-                rng,
-                generator,
+            settings = AdaptationSettings(
+                max(steps), rollouts or config.inner.rollouts, config.inner.fast_lr, config.advantage
             )
+            adaptation = collect_adaptation(exp.sampler, ckpt.params, [task], settings, Streams.from_seed(seed))
             step_params = adaptation.task_params(0)
     finally:
         exp.sampler.close()
@@ -197,7 +189,7 @@ def render_adaptation(
         policy: Architecture.
         task: The task every panel acts on (the one adapted to).
         step_params: Unbatched parameters after 0, 1, …, K gradient steps, from
-            :meth:`Adaptation.task_params <metarl.adaptation.Adaptation.task_params>` or an
+            :meth:`Adaptation.task_params <metarl.rollouts.Adaptation.task_params>` or an
             adapted checkpoint's :class:`~metarl.checkpoint.AdaptationRecord`.
         steps: The step counts to show, left to right, each at most K.
         out: The mp4 path.
