@@ -22,8 +22,8 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from metarl.checkpoint import CheckpointError
-from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, describe, load_config
-from metarl.envs.base import Task, TaskError, TaskFamily
+from metarl.config import ConfigError, apply_overrides, config_from_dict, describe, load_config
+from metarl.envs.base import TaskError
 from metarl.samplers import SamplerError
 
 if TYPE_CHECKING:
@@ -240,61 +240,30 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from metarl.evaluate import adapt_and_report
-    from metarl.experiment import load_experiment
-    from metarl.rollouts import AdaptationSettings
+    from metarl.evaluate import evaluate_checkpoint
 
     _check_counts(args.steps, args.rollouts)
-    exp, ckpt = load_experiment(args.checkpoint)
-    try:
-        if args.tasks is None and ckpt.adaptation is not None:
-            tasks = [exp.family.task_from_dict(ckpt.adaptation.task)]
-        else:
-            tasks = _pick_tasks(exp.family, args.tasks or "test", exp.config)
-        report, _ = adapt_and_report(
-            exp.sampler,
-            ckpt.params,
-            tasks,
-            AdaptationSettings.evaluation(exp.config, args.steps, args.rollouts or exp.config.inner.rollouts),
-            seed=args.seed,
-        )
-    finally:
-        exp.sampler.close()
+    if args.tasks is not None and args.tasks not in ("test", "valid", "train") and not args.tasks.isdigit():
+        raise CliError(f"--tasks={args.tasks!r} is not allowed; allowed: test, valid, train or a number N")
+    report = evaluate_checkpoint(args.checkpoint, args.tasks, steps=args.steps, rollouts=args.rollouts, seed=args.seed)
     _print_report(report, args.json)
     return 0
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    from metarl.checkpoint import AdaptationRecord, adapted_checkpoint, save_checkpoint
-    from metarl.evaluate import adapt_and_report
-    from metarl.experiment import load_experiment
-    from metarl.rollouts import AdaptationSettings
+    from metarl.checkpoint import save_checkpoint
+    from metarl.evaluate import adapt_checkpoint
 
     _check_counts(args.steps, args.rollouts)
     if args.save is not None and args.save.suffix != ".pt":
         raise CliError(f"--save={str(args.save)!r} must end in .pt")
-    exp, ckpt = load_experiment(args.checkpoint)
-    rollouts = args.rollouts or exp.config.inner.rollouts
-    try:
-        task = exp.family.load_task(args.task)
-        report, adaptation = adapt_and_report(
-            exp.sampler,
-            ckpt.params,
-            [task],
-            AdaptationSettings.evaluation(exp.config, args.steps, rollouts),
-            seed=args.seed,
-        )
-    finally:
-        exp.sampler.close()
+    adapted = adapt_checkpoint(args.checkpoint, args.task, steps=args.steps, rollouts=args.rollouts, seed=args.seed)
     if args.save is not None:
-        record = AdaptationRecord(
-            task.to_dict(), tuple(adaptation.task_params(0)), str(args.checkpoint), args.seed, rollouts
-        )
         try:
-            save_checkpoint(args.save, adapted_checkpoint(ckpt, record))
+            save_checkpoint(args.save, adapted.checkpoint)
         except CheckpointError as err:
             raise CliError(str(err), EXIT_FAILURE) from None
-    _print_report(report, args.json)
+    _print_report(adapted.report, args.json)
     if args.save is not None:
         print(
             f"wrote {args.save} (the policy after {args.steps} step(s); metarl render {args.save} shows it)",
@@ -316,21 +285,7 @@ def _check_counts(steps: int, rollouts: int | None) -> None:
         raise CliError(f"--rollouts={rollouts} is out of range; allowed: 1 or more")
 
 
-def _pick_tasks(family: TaskFamily, which: str, config: Config) -> list[Task]:
-    test = family.test_tasks()
-    if which == "test":
-        return test
-    if which == "valid":
-        return family.validation_tasks()
-    if which == "train":
-        return family.sample_tasks(config.outer.meta_batch_size, np.random.default_rng(config.run.seed))
-    if which.isdigit() and 1 <= int(which) <= len(test):
-        return test[: int(which)]
-    raise CliError(f"--tasks={which!r} is not allowed; allowed: test, valid, train or N in 1..{len(test)}")
-
-
 def _render(args: argparse.Namespace) -> int:
-    from metarl.experiment import load_experiment
     from metarl.video import MAX_PANELS, RenderError, render_checkpoint
 
     steps = _parse_steps(args.steps, MAX_PANELS)
@@ -338,19 +293,14 @@ def _render(args: argparse.Namespace) -> int:
         raise CliError(f"--rollouts={args.rollouts} is out of range; allowed: 1 or more")
     if not (16 <= args.size <= 1024 and args.size % 16 == 0):
         raise CliError(f"--size={args.size} is not allowed; allowed: a multiple of 16 in 16..1024")
-    exp, ckpt = load_experiment(args.checkpoint)
-    out = args.out or Path("videos") / f"{exp.family.name}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
-    if out.suffix != ".mp4":
-        exp.sampler.close()
-        raise CliError(f"--out={str(out)!r} must end in .mp4")
+    if args.out is not None and args.out.suffix != ".mp4":
+        raise CliError(f"--out={str(args.out)!r} must end in .mp4")
     try:
-        task = exp.family.load_task(args.task) if args.task else None
-        task, recording = render_checkpoint(
-            exp,
-            ckpt,
-            task,
+        video = render_checkpoint(
+            args.checkpoint,
+            args.task,
             steps,
-            out,
+            args.out,
             rollouts=args.rollouts,
             seed=args.seed,
             size=args.size,
@@ -360,10 +310,9 @@ def _render(args: argparse.Namespace) -> int:
     except RenderError as err:
         raise CliError(str(err)) from None
     except OSError as err:
-        raise CliError(f"cannot write {str(out)!r}: {err}", EXIT_FAILURE) from None
-    finally:
-        exp.sampler.close()
-    print(f"{exp.family.name} {task.to_string()}")
+        raise CliError(f"cannot write the video: {err}", EXIT_FAILURE) from None
+    recording = video.recording
+    print(f"{video.family} {video.task.to_string()}")
     for i, label in enumerate(recording.labels):
         won = "" if recording.success is None else f", {'success' if recording.success[i] else 'no success'}"
         print(f"  {label}: return {recording.returns[i]:.2f}{won}")

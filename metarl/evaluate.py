@@ -1,4 +1,9 @@
-"""Adaptation curves: average return (and success) after 0, 1, …, K gradient steps."""
+"""Adaptation curves: average return (and success) after 0, 1, …, K gradient steps.
+
+:func:`evaluate_adaptation` measures parameters in hand (the trainer's evaluations);
+:func:`evaluate_checkpoint` and :func:`adapt_checkpoint` are ``metarl evaluate`` and
+``metarl adapt`` as functions: they load a checkpoint, build its experiment, adapt and report.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,17 @@ import dataclasses
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
-from metarl.envs.base import Task
+from metarl.checkpoint import AdaptationRecord, Checkpoint, adapted_checkpoint
+from metarl.config import Config
+from metarl.envs.base import Task, TaskError, TaskFamily
 from metarl.episodes import Episodes
+from metarl.experiment import load_experiment
 from metarl.policies import Params
 from metarl.rollouts import Adaptation, AdaptationSettings, Streams, collect_adaptation
 from metarl.samplers import Sampler
@@ -109,6 +119,102 @@ def adaptation_report(
         per_task_returns=tuple(tuple(float(r[i]) for r in returns) for i in range(len(tasks))),
         per_task_success=tuple(tuple(s[i] for s in success) for i in range(len(tasks))),
     )
+
+
+def task_set(family: TaskFamily, which: str, config: Config) -> list[Task]:
+    """The tasks a name stands for.
+
+    Args:
+        family: The family.
+        which: ``test`` (the held-out set), ``valid`` (the validation set that chose ``best.pt``),
+            ``train`` (a meta-batch of training tasks drawn from the run's seed) or ``N`` (the
+            first ``N`` held-out tasks).
+        config: The run's configuration (meta-batch size and seed, for ``train``).
+
+    Raises:
+        TaskError: Any other name (one line).
+    """
+    test = family.test_tasks()
+    if which == "test":
+        return test
+    if which == "valid":
+        return family.validation_tasks()
+    if which == "train":
+        return family.sample_tasks(config.outer.meta_batch_size, np.random.default_rng(config.run.seed))
+    if which.isdigit() and 1 <= int(which) <= len(test):
+        return test[: int(which)]
+    raise TaskError(f"tasks={which!r} is not allowed; allowed: test, valid, train or N in 1..{len(test)}")
+
+
+def evaluate_checkpoint(
+    path: Path, tasks: str | None = None, *, steps: int = 3, rollouts: int | None = None, seed: int = 0
+) -> AdaptationReport:
+    """``metarl evaluate``: the adaptation curve of a checkpoint.
+
+    Args:
+        path: A checkpoint of a run, or one written by ``metarl adapt --save``.
+        tasks: A :func:`task_set` name; None for ``test``, or an adapted checkpoint's own task.
+        steps: Gradient steps ``K``.
+        rollouts: Rollouts per task per step (default: the run's ``inner.rollouts``).
+        seed: Seed of the rollouts.
+
+    Raises:
+        CheckpointError, ConfigError, TaskError: A checkpoint, configuration or task set that
+            cannot be used (one line).
+    """
+    exp, ckpt = load_experiment(path)
+    try:
+        if tasks is None and ckpt.adaptation is not None:
+            chosen = [exp.family.task_from_dict(ckpt.adaptation.task)]
+        else:
+            chosen = task_set(exp.family, tasks or "test", exp.config)
+        settings = AdaptationSettings.evaluation(exp.config, steps, rollouts or exp.config.inner.rollouts)
+        return evaluate_adaptation(exp.sampler, ckpt.params, chosen, settings, seed)
+    finally:
+        exp.sampler.close()
+
+
+class AdaptedCheckpoint(NamedTuple):
+    """What :func:`adapt_checkpoint` made.
+
+    Attributes:
+        report: The adaptation curve on the one task.
+        checkpoint: The adapted policy as a checkpoint (its task and the parameters after every
+            step); write it with :func:`metarl.checkpoint.save_checkpoint`, and ``metarl render``
+            and ``metarl evaluate`` read it.
+    """
+
+    report: AdaptationReport
+    checkpoint: Checkpoint
+
+
+def adapt_checkpoint(
+    path: Path, task: str | Task, *, steps: int = 3, rollouts: int | None = None, seed: int = 0
+) -> AdaptedCheckpoint:
+    """``metarl adapt``: a checkpoint adapted to one task, with its adaptation curve.
+
+    Args:
+        path: A checkpoint of a run.
+        task: The task, or what a user typed for it (its one-line form or a file, e.g. a grasp
+            object's mesh).
+        steps: Gradient steps ``K``.
+        rollouts: Rollouts per step (default: the run's ``inner.rollouts``).
+        seed: Seed of the rollouts.
+
+    Raises:
+        CheckpointError, ConfigError, TaskError: A checkpoint, configuration or task that cannot
+            be used (one line).
+    """
+    exp, ckpt = load_experiment(path)
+    rollouts = rollouts or exp.config.inner.rollouts
+    try:
+        chosen = exp.family.load_task(task) if isinstance(task, str) else task
+        settings = AdaptationSettings.evaluation(exp.config, steps, rollouts)
+        report, adaptation = adapt_and_report(exp.sampler, ckpt.params, [chosen], settings, seed)
+    finally:
+        exp.sampler.close()
+    record = AdaptationRecord(chosen.to_dict(), tuple(adaptation.task_params(0)), str(path), seed, rollouts)
+    return AdaptedCheckpoint(report, adapted_checkpoint(ckpt, record))
 
 
 def format_report(report: AdaptationReport) -> str:

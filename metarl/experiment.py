@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -55,6 +56,33 @@ def make_sampler(config: Config, family: TaskFamily, policy: GaussianMLPPolicy) 
     raise ConfigError(f"sampler.backend={s.backend!r} is not allowed; allowed: local, ray")
 
 
+def saved_config(ckpt: Checkpoint, path: Path) -> dict[str, Any]:
+    """The configuration mapping a checkpoint was trained with, as written (not yet checked).
+
+    Raises:
+        CheckpointError: The stored configuration is not a YAML mapping (one line naming ``path``).
+    """
+    try:
+        data = yaml.safe_load(ckpt.config_yaml)
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} has a malformed config")
+    return data
+
+
+def check_architecture(ckpt: Checkpoint, policy: GaussianMLPPolicy, path: Path) -> None:
+    """Refuses a checkpoint whose parameters (or those of any step of its adaptation) do not fit ``policy``.
+
+    Raises:
+        CheckpointError: One line naming ``path`` and every missing, unexpected or mis-shaped tensor.
+    """
+    expected = policy.init_params(torch.Generator().manual_seed(0))
+    check_params(ckpt.params, expected, what=f"checkpoint {str(path)!r}")
+    for params in ckpt.adaptation.step_params if ckpt.adaptation is not None else ():
+        check_params(params, expected, what=f"checkpoint {str(path)!r} (a step of its adaptation)")
+
+
 def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:
     """A checkpoint and the experiment its configuration builds, its parameters checked against the policy.
 
@@ -64,16 +92,9 @@ def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:
         ConfigError: A configuration this version refuses.
     """
     ckpt = load_checkpoint(path)
+    exp = build_experiment(config_from_dict(saved_config(ckpt, path)))
     try:
-        config = config_from_dict(yaml.safe_load(ckpt.config_yaml))
-    except yaml.YAMLError:
-        raise CheckpointError(f"checkpoint {str(path)!r} has a malformed config") from None
-    exp = build_experiment(config)
-    expected = exp.policy.init_params(torch.Generator().manual_seed(0))
-    try:
-        check_params(ckpt.params, expected, what=f"checkpoint {str(path)!r}")
-        for params in ckpt.adaptation.step_params if ckpt.adaptation is not None else ():
-            check_params(params, expected, what=f"checkpoint {str(path)!r} (a step of its adaptation)")
+        check_architecture(ckpt, exp.policy, path)
     except CheckpointError:
         exp.sampler.close()
         raise

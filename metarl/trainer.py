@@ -34,13 +34,11 @@ from typing import TextIO
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from metarl.checkpoint import (
     Checkpoint,
     CheckpointError,
-    check_params,
     config_mismatches,
     generator_state,
     load_checkpoint,
@@ -51,7 +49,7 @@ from metarl.checkpoint import (
 from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, parse_override, read_yaml
 from metarl.envs.base import Task
 from metarl.evaluate import AdaptationReport, evaluate_adaptation
-from metarl.experiment import build_experiment
+from metarl.experiment import build_experiment, check_architecture, saved_config
 from metarl.logger import RunLogger, read_progress
 from metarl.maml import MetaBatch, meta_update
 from metarl.plots import plot_adaptation, plot_learning_curve
@@ -121,8 +119,7 @@ class Trainer:
             self.iteration = 0
             self.best_validation = -math.inf
         else:
-            expected = self.exp.policy.init_params(torch.Generator().manual_seed(0))
-            check_params(checkpoint.params, expected, what="the checkpoint")
+            check_architecture(checkpoint, self.exp.policy, run_dir / "checkpoints" / "latest.pt")
             self.params = {k: v.clone() for k, v in checkpoint.params.items()}
             try:
                 self.task_rng = restore_generator(checkpoint.rng["task"])
@@ -166,13 +163,8 @@ class Trainer:
         config = config_from_dict(apply_overrides(read_yaml(run_dir / "config.yaml"), overrides))
         latest = run_dir / "checkpoints" / "latest.pt"
         checkpoint = load_checkpoint(latest)
-        try:
-            saved = yaml.safe_load(checkpoint.config_yaml)
-        except yaml.YAMLError:
-            raise CheckpointError(f"checkpoint {str(latest)!r} has a malformed config") from None
-        if not isinstance(saved, dict):
-            raise CheckpointError(f"checkpoint {str(latest)!r} has a malformed config")
-        mismatches = config_mismatches(saved, yaml.safe_load(config.to_yaml()), ignore=("run.iterations",))
+        saved = saved_config(checkpoint, latest)
+        mismatches = config_mismatches(saved, config.to_dict(), ignore=("run.iterations",))
         if mismatches:
             raise CheckpointError(
                 f"checkpoint {str(latest)!r} was not trained with {str(run_dir / 'config.yaml')!r}: "
