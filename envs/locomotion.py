@@ -1002,6 +1002,10 @@ class LocomotionBatchEnv:
             unstable=unstable,
         )
 
+    def physics_batch(self) -> PhysicsBatch:
+        """The batch the environments step in (see :class:`~metarl.envs.base.SimulatedBatchEnv`)."""
+        return self._physics
+
     def model_of(self, index: int) -> mujoco.MjModel:
         """A copy of the model environment ``index`` runs on (its task's parameters included)."""
         return self._physics.model_of(index)

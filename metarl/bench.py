@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from metarl.config import Config, ConfigError
-from metarl.envs.base import BatchEnv, StepResult, Task, TaskFamily
+from metarl.envs.base import BatchEnv, SimulatedBatchEnv, StepResult, Task, TaskFamily
 from metarl.envs.mujoco_batch import PhysicsBatch
 from metarl.experiment import build_experiment
 from metarl.maml import MetaBatch, meta_update
@@ -124,16 +124,10 @@ class BenchResult:
 def find_physics(env: BatchEnv) -> PhysicsBatch | None:
     """The :class:`PhysicsBatch` behind a MuJoCo family's batched environment, or None (numpy family).
 
-    Looked up as ``env.physics`` / ``env._physics``, one level deep (the grasping env wraps its
-    batch in a scene-specific object). Call after the first ``reset`` (batches may be built lazily).
+    Call after every ``reset`` (batches may be built or rebuilt there); see
+    :class:`~metarl.envs.base.SimulatedBatchEnv`.
     """
-    for path in (("physics",), ("_physics",), ("physics", "_physics"), ("_physics", "_physics")):
-        obj: Any = env
-        for name in path:
-            obj = getattr(obj, name, None)
-        if isinstance(obj, PhysicsBatch):
-            return obj
-    return None
+    return env.physics_batch() if isinstance(env, SimulatedBatchEnv) else None
 
 
 @dataclasses.dataclass

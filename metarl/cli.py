@@ -388,7 +388,7 @@ def _families(args: argparse.Namespace) -> int:
         for key, allowed in family.task_space().items():
             print(f"    task {key}: {allowed}")
         count = len(family.test_tasks())
-        if getattr(family, "test_tasks_held_out", True):
+        if family.test_tasks_held_out:
             print(f"    held-out test tasks: {count}")
         else:
             print(f"    test tasks: {count} (the whole task space; training sees them too)")
