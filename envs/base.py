@@ -396,11 +396,9 @@ class TaskFamily(Protocol):
 
 
 class FamilyBase:
-    """What every family shares: no success and a held-out test set unless it says otherwise, and
-    the gymnasium view :meth:`make_env`."""
+    """What every family shares: no success unless it says otherwise, and the gymnasium view :meth:`make_env`."""
 
     has_success: ClassVar[bool] = False
-    test_tasks_held_out: ClassVar[bool] = True
 
     def make_env(self, task: Task | None = None, render_mode: str | None = None) -> FamilyEnv:
         """The gymnasium view: this family's batched environment with ``B = 1``."""
@@ -416,7 +414,7 @@ class FlatTaskFamily(FamilyBase, abc.ABC):
     """
 
     name: ClassVar[str]
-    task_type: ClassVar[type[Task]]
+    task_type: type[Task]
     horizon: int
     control_dt: float
     observation_space: spaces.Box

@@ -98,7 +98,8 @@ class Navigation2D(FlatTaskFamily):
     """The 2-D navigation task family; see the module docstring for the full specification."""
 
     name: ClassVar[str] = "Navigation2D"
-    task_type: ClassVar[type[Task]] = NavigationTask
+    task_type: type[Task] = NavigationTask
+    test_tasks_held_out: ClassVar[bool] = True
 
     def __init__(self, options: NavigationOptions | None = None):
         self.options = options or NavigationOptions()
