@@ -10,6 +10,12 @@ goal velocity, an object shape) together with two views of the same dynamics:
 
 Episodes never auto-reset: an environment that terminates (or whose physics becomes unstable)
 stays done until the sampler resets the whole batch.
+
+This module is past 500 lines because it is the whole contract in one place: the task base class
+and the checks every task and option uses (one-line errors), the protocols (:class:`BatchEnv`,
+:class:`RenderableBatchEnv`, :class:`SimulatedBatchEnv`, :class:`TaskFamily`), the plumbing
+families share (:class:`FamilyBase`, :class:`FlatTaskFamily`) and the gymnasium view
+(:class:`FamilyEnv`). A family's author reads this file and nothing else of the package.
 """
 
 from __future__ import annotations

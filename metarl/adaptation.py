@@ -65,42 +65,24 @@ def inner_step(
     Returns:
         Stacked adapted parameters ``[N, *shape]``.
     """
+    keep_graph = create_graph and not first_order
+
+    def step(group: Params, support: Episodes) -> Params:  # one group of tasks
+        with torch.enable_grad():
+            leaves = {k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in group.items()}
+            loss = inner_loss(policy, leaves, support).sum()
+            grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=keep_graph)
+        out: Params = {}
+        for (k, p), g in zip(leaves.items(), grads, strict=True):
+            base = group[k] if group[k].requires_grad else p.detach()
+            out[k] = base - fast_lr * (g if keep_graph else g.detach())
+        return out
+
     chunks = task_chunks(episodes.num_tasks, episodes.samples_per_task)
     if len(chunks) == 1:
-        return _inner_step(policy, params, episodes, fast_lr, first_order=first_order, create_graph=create_graph)
-    parts = [
-        _inner_step(
-            policy,
-            {k: v[chunk] for k, v in params.items()},
-            episodes.tasks(chunk),
-            fast_lr,
-            first_order=first_order,
-            create_graph=create_graph,
-        )
-        for chunk in chunks
-    ]
+        return step(params, episodes)
+    parts = [step({k: v[chunk] for k, v in params.items()}, episodes.tasks(chunk)) for chunk in chunks]
     return {k: torch.cat([part[k] for part in parts]) for k in params}
-
-
-def _inner_step(
-    policy: GaussianMLPPolicy,
-    params: Params,
-    episodes: Episodes,
-    fast_lr: float,
-    *,
-    first_order: bool,
-    create_graph: bool,
-) -> Params:
-    """:func:`inner_step` on one group of tasks."""
-    with torch.enable_grad():
-        leaves = {k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in params.items()}
-        loss = inner_loss(policy, leaves, episodes).sum()
-        grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=create_graph and not first_order)
-    out: Params = {}
-    for (k, p), g in zip(leaves.items(), grads, strict=True):
-        base = params[k] if params[k].requires_grad else p.detach()
-        out[k] = base - fast_lr * (g.detach() if first_order or not create_graph else g)
-    return out
 
 
 def adapt(
