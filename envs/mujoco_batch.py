@@ -164,6 +164,7 @@ class PhysicsBatch:
         self.qvel = self._batch.bind("qvel")
         self._qpos_qvel = _adjacent(self._batch.state, self.qpos, self.qvel)
         self._ctrl = self._batch.bind("ctrl")
+        self._act = self._batch.bind("act")
         # outputs are bound before the first call: a field bound later stays zero until a call
         self._outputs = {name: self._batch.bind(name) for name in outputs}
         self._models: list[mujoco.MjModel] = []
@@ -227,13 +228,16 @@ class PhysicsBatch:
         with quiet_mujoco_log():
             self._batch.set_const()
 
-    def reset(self, qpos: np.ndarray, qvel: np.ndarray, ctrl: np.ndarray | None = None) -> None:
+    def reset(
+        self, qpos: np.ndarray, qvel: np.ndarray, ctrl: np.ndarray | None = None, act: np.ndarray | None = None
+    ) -> None:
         """Resets every simulation to the given state and runs ``mj_forward``.
 
         Args:
             qpos: ``[B, nq]`` positions.
             qvel: ``[B, nv]`` velocities.
             ctrl: ``[B, nu]`` controls, or None for zeros.
+            act: ``[B, na]`` actuator activations (filtered targets), or None for zeros.
         """
         with quiet_mujoco_log():
             self._batch.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
@@ -241,7 +245,14 @@ class PhysicsBatch:
             self.qvel[...] = qvel
             if ctrl is not None:
                 self._ctrl[...] = ctrl
+            if act is not None:
+                self._act[...] = act
             self._batch.forward()
+
+    @property
+    def act(self) -> np.ndarray:
+        """Live ``[B, na]`` view of the actuator activations."""
+        return self._act
 
     def step(self, ctrl: np.ndarray, active: np.ndarray) -> np.ndarray:
         """Advances the active simulations by ``frame_skip`` MuJoCo steps with controls ``ctrl``.

@@ -138,12 +138,14 @@ class RecordedEpisode:
         qpos: ``[B, nq]`` state after the reset.
         qvel: ``[B, nv]``.
         ctrl0: ``[B, nu]`` controls after the reset.
+        act0: ``[B, na]`` actuator activations (filtered targets) after the reset.
         ctrl: ``T'`` arrays ``[B, nu]``, the controls in force during each step taken.
     """
 
     qpos: np.ndarray
     qvel: np.ndarray
     ctrl0: np.ndarray
+    act0: np.ndarray
     ctrl: list[np.ndarray]
 
 
@@ -166,7 +168,9 @@ class RecordingEnv:
         physics = find_physics(self.env)
         if physics is not None:
             ctrl = physics.batch.bind("ctrl")
-            self.episodes.append(RecordedEpisode(physics.qpos.copy(), physics.qvel.copy(), np.array(ctrl), []))
+            self.episodes.append(
+                RecordedEpisode(physics.qpos.copy(), physics.qvel.copy(), np.array(ctrl), physics.act.copy(), [])
+            )
         return obs
 
     def step(self, action: np.ndarray) -> StepResult:
@@ -231,7 +235,7 @@ class PhysicsLimit:
                 self.env.step(self._zero)
             return self.horizon * self.num_envs, time.perf_counter() - start
         physics = self.physics
-        physics.reset(recorded.qpos, recorded.qvel, recorded.ctrl0)
+        physics.reset(recorded.qpos, recorded.qvel, recorded.ctrl0, recorded.act0)
         batch, nstep, ctrl = physics.batch, physics.frame_skip, physics.batch.bind("ctrl")
         active = np.ones((len(recorded.ctrl), self.num_envs), dtype=bool) if masks is None else masks > 0
         ids = [None if row.all() else np.flatnonzero(row) for row in active]

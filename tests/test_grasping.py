@@ -78,12 +78,12 @@ def test_blind_controllers_lift_few_held_out_objects(family: GraspObject) -> Non
 
 def test_pinching_away_from_the_centre_of_mass_tilts_the_object(family: GraspObject) -> None:
     spec = ObjectSpec.parse("box length=0.2 width=0.04 height=0.03 mass=0.3 com=0.03")
-    offsets = np.array([0.03, 0.02, 0.015, 0.01])  # 0, 1, 1.5 and 2 cm from the centre of mass
+    offsets = np.array([0.03, 0.015, 0.01, 0.0])  # 0, 1.5, 2 and 3 cm from the centre of mass
     plan = ctl.PinchPlan(offsets, np.full(4, 0.022), np.ones(4))
     outcome = ctl.rollout(family, [GraspTask(spec)] * 4, ctl.PlanController(plan), 0, 2)
     tilt = np.degrees(outcome.tilt)
     assert tilt[0] < 3.0 and np.all(np.diff(tilt) > 5.0), tilt  # the further, the more it turns
-    np.testing.assert_array_equal(outcome.success, [True, True, False, False])
+    np.testing.assert_array_equal(outcome.success, [True, False, False, False])
     assert np.all(outcome.rise > 0.04)  # held all the same: it hangs tilted, its centre of mass lower
 
 
@@ -105,7 +105,7 @@ def test_object_falls_when_the_fingers_open(family: GraspObject) -> None:
 
     def release(obs: np.ndarray, t: int) -> np.ndarray:
         act = ctl.plan_action(obs, t, plan)
-        if t >= 40:
+        if t >= 20:
             act[:, 3] = -1.0
         return act
 
@@ -217,9 +217,9 @@ def test_renders_headless_without_mujoco_gl() -> None:
     assert run.returncode == 0, run.stderr[-2000:]
 
 
-def test_gym_make_runs_at_25_hz() -> None:
+def test_gym_make_runs_at_12_5_hz() -> None:
     env = gym.make("metarl/GraspObject-v0")
-    assert env.metadata["render_fps"] == 25  # through the wrappers of gym.make
+    assert env.metadata["render_fps"] == 12  # 12.5 Hz, rounded as gymnasium does; through the wrappers of gym.make
     env.close()
 
 

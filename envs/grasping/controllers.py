@@ -29,8 +29,9 @@ from metarl.envs.grasping.scene import HAND_RANGE, resting_height
 APPROACH_HEIGHT = 0.09  # m, pinch height while moving over the object
 _FLOOR = HAND_RANGE[2][0]  # the lowest pinch height
 LIFT_HEIGHT = 0.1  # m the plans lift by
-LIFT_SPEED = 0.01  # m per step
-_CLOSE_STEPS = 5
+LIFT_SPEED = 0.02  # m per step (0.25 m/s)
+_CLOSE_STEPS = 3
+_DESCEND_STEPS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,14 +90,14 @@ def _height_action(height: np.ndarray) -> np.ndarray:
     return np.clip(2 * (height - LOW) / (HIGH - LOW) - 1, -1.0, 1.0)
 
 
-def plan_action(obs: np.ndarray, t: int, plan: PinchPlan, descend_at: int = 8) -> np.ndarray:
+def plan_action(obs: np.ndarray, t: int, plan: PinchPlan, descend_at: int = 4) -> np.ndarray:
     """``[B, 4]`` action at step ``t`` of the approach-descend-close-lift plan, from ``[B, 18]`` observations.
 
     Over the pinch point at the approach height until ``descend_at``, down to the plan's height for
     6 steps, closed for :data:`_CLOSE_STEPS` (from then on holding its x, y), then up by
     :data:`LIFT_HEIGHT` at :data:`LIFT_SPEED` (a gentle lift keeps a heavy object in the grip).
     """
-    close_at = descend_at + 6
+    close_at = descend_at + _DESCEND_STEPS
     lift_at = close_at + _CLOSE_STEPS
     act = np.zeros((len(obs), 4))
     if t < close_at:  # over the pinch point, then down
@@ -123,7 +124,7 @@ class Controller(Protocol):
 class PlanController:
     """Follows one :class:`PinchPlan` (see :func:`plan_action`), descending at step ``descend_at``."""
 
-    def __init__(self, plan: PinchPlan, descend_at: int = 8):
+    def __init__(self, plan: PinchPlan, descend_at: int = 4):
         self.plan = plan
         self.descend_at = descend_at
 
@@ -146,8 +147,8 @@ class ProbingController:
     def __init__(self, n: int, probe: float = 0.03, gain: float = 10.0):
         self.first = PinchPlan.fixed(n, probe)
         self.probe, self.gain = probe, gain
-        self.lift_at = 8 + 6 + _CLOSE_STEPS
-        self.feel_at = self.lift_at + 4
+        self.lift_at = 4 + _DESCEND_STEPS + _CLOSE_STEPS
+        self.feel_at = self.lift_at + 2
         self.second: PinchPlan | None = None
         self.start: np.ndarray | None = None
 
@@ -166,7 +167,7 @@ class ProbingController:
             direction = -np.sign(self.probe) if self.probe != 0 else 1.0
             self.second = PinchPlan.fixed(len(obs), 0.0)
             self.second = dataclasses.replace(self.second, offset=self.probe + direction * self.gain * sink)
-        return plan_action(obs, t - self.feel_at, self.second, descend_at=3)
+        return plan_action(obs, t - self.feel_at, self.second, descend_at=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,10 +209,10 @@ def blind_plans() -> list[tuple[str, PinchPlan, int]]:
     for offset in np.arange(-0.08, 0.0801, 0.01):
         for height in (_FLOOR, _FLOOR + 0.01):
             for grip in (0.5, 1.0):
-                for descend_at in (8, 13):
+                for descend_at in (4, 6):
                     name = (
                         f"pinch {100 * offset:+.0f} cm, height {100 * height:.1f} cm, grip {grip:g}, "
-                        f"lift at step {descend_at + 6 + _CLOSE_STEPS}"
+                        f"lift at step {descend_at + _DESCEND_STEPS + _CLOSE_STEPS}"
                     )
                     plans.append((name, PinchPlan.fixed(1, float(offset), height, grip), descend_at))
     return plans

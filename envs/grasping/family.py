@@ -2,7 +2,7 @@
 
 Every object lies along the table's x axis, across the gripper's jaws, and is longer than the open
 gripper is wide. Where along it the hand must pinch depends on the object: pinched away from its
-centre of mass, it turns in the grip under its own weight (the squeeze is a realistic 2.5 N per
+centre of mass, it turns in the grip under its own weight (the squeeze is a realistic 2.25 N per
 finger on narrow fingertips, held by friction alone) and hangs tilted. The policy never sees the
 shape, the mass or where the mass is: only its own hand and fingers, whether each pad touches, and
 one tracked point of the object (the centre of its bounding box: where it lies on the table and how
@@ -30,13 +30,14 @@ Action             Meaning                                                      
                    point: ``act * 0.1`` m
 ``act[2]``         pinch height to go to, from the lowest (-1, 0.022 m) to 0.2 m (+1)     [-1, 1]
 ``act[3]``         grip: each finger's target runs linearly from open (-1) to 2 cm past   [-1, 1]
-                   closed (+1), so +1 squeezes with the full ``grip_force`` (2.5 N)
+                   closed (+1), so +1 squeezes with the full ``grip_force`` (2.25 N)
 =================  ====================================================================  ========
 
-The hand's position target moves towards the commanded point by at most 2 cm per step along each
-axis (0.5 m/s: a grip holds while lifting), within the workspace (x, y in [-0.2, 0.2] m, pinch
-height in [0.022, 0.35] m). One control step is 5 physics steps of 8 ms (25 Hz); an episode is
-truncated after ``horizon`` = 50 steps (2 s): time for one grasp, not for a probe and a re-grasp
+The hand's position target moves towards the commanded point by at most 4 cm per step along each
+axis (0.5 m/s) and reaches the actuators through a 40 ms first-order filter (a new command does not
+jerk the hand, so a light grip keeps a heavy object), within the workspace (x, y in [-0.2, 0.2] m, pinch
+height in [0.022, 0.35] m). One control step is 10 physics steps of 8 ms (12.5 Hz); an episode
+is truncated after ``horizon`` = 30 steps (2.4 s): time for one grasp, not for a probe and a re-grasp
 followed by the 0.8 s hold that success asks for.
 
 Reward, the sum of four named terms (in ``info``), per step:
@@ -50,7 +51,7 @@ Reward, the sum of four named terms (in ``info``), per step:
   ``tilt`` the angle of its long axis (x) out of the horizontal;
 * ``action`` = ``-0.005 ‖act‖²``.
 
-``success`` is decided at the last step of the episode: for the last 20 steps (0.8 s) both pads
+``success`` is decided at the last step of the episode: for the last 10 steps (0.8 s) both pads
 have touched the object with its centre of mass at least 5 cm above where it rested, and it is
 within 15° of level. Episodes terminate only on physics instability (NaN/Inf
 state or a MuJoCo warning), with ``info["physics_unstable"]``.
@@ -61,7 +62,7 @@ in an elliptic cone with ``impratio`` 10, the settings MuJoCo recommends for gra
 default (pyramidal, 1) an off-centre grip creeps on and on, so that putting the object down and
 lifting it again paid better than holding it. Here it turns until the grip's friction balances the
 weight's torque, within about 0.3 s of lifting: a 0.3 kg bar pinched 1 cm from its centre of mass
-settles at about 7°, 1.5 cm away at 19°, 2 cm away at 39°.
+settles at about 2°, 1.5 cm away at 16°, 2 cm away at 30°, 3 cm away at 55°.
 
 Task space: an :class:`~metarl.envs.grasping.objects.ObjectSpec` lying along x. Training draws
 boxes and lying capsules 14-24 cm long with a hidden weight (centre of mass up to 30 % of the
@@ -71,7 +72,8 @@ proportions. Reset noise (the env's generator): object x, y uniform in ±3 cm an
 hand x, y in ±3 cm, height in ±1 cm around 9 cm above the table.
 
 Version history: v0, first version (any-shape objects, yaw, full object pose observed, 50 Hz);
-v1, long objects whose centre of mass is the task, observation without the object's pose.
+v1, long objects whose centre of mass is the task, observation without the object's pose,
+12.5 Hz.
 """
 
 from __future__ import annotations
@@ -92,13 +94,13 @@ from metarl.envs.grasping import physics, scene
 from metarl.envs.grasping.objects import ObjectSpec, load_object
 from metarl.envs.mujoco_batch import PhysicsBatch, quiet_mujoco_log
 
-MOVE_STEP = 0.02  # m: the hand's target moves at most this far per control step along each axis
+MOVE_STEP = 0.04  # m: the hand's target moves at most this far per control step along each axis
 REACH = 0.1  # m: the commanded pinch point's x, y from the tracked point at action ±1
 LOW, HIGH = scene.HAND_RANGE[2][0], 0.2  # m: the commanded pinch height at action -1, +1
 LEVEL_TILT = math.radians(30.0)  # the level term falls to 0 at this tilt
 SUCCESS_RISE = 0.05  # m
 SUCCESS_TILT = math.radians(15.0)
-SUCCESS_HOLD = 20  # control steps (0.8 s) the object must have been held up at the end
+SUCCESS_HOLD = 10  # control steps (0.8 s) the object must have been held up at the end
 _HAND_JITTER = (0.03, 0.03, 0.01)  # m
 _OBJECT_JITTER = 0.03  # m
 _YAW_JITTER = math.radians(3.0)
@@ -136,7 +138,7 @@ class GraspOptions:
     """Options of the grasping family (``family:`` section of a config).
 
     Attributes:
-        horizon: Control steps per episode (25 per second).
+        horizon: Control steps per episode (12.5 per second).
         grip_force: Largest squeeze of each finger (N); with ``pad_friction``, the difficulty knob.
         pad_friction: Friction of the finger pads; a pad-object contact has
             ``sqrt(object friction x pad_friction)``.
@@ -144,7 +146,7 @@ class GraspOptions:
         friction_range: Training object friction coefficients, uniform.
     """
 
-    horizon: int = 50
+    horizon: int = 30
     grip_force: float = scene.GRIP_FORCE
     pad_friction: float = scene.PAD_FRICTION
     mass_range: tuple[float, float] = (0.15, 0.4)
@@ -174,7 +176,7 @@ class GraspObject:
     def __init__(self, options: GraspOptions | None = None):
         self.options = options or GraspOptions()
         self.horizon = self.options.horizon
-        self.control_dt = scene.TIMESTEP * scene.SUBSTEPS  # s, 25 Hz
+        self.control_dt = scene.TIMESTEP * scene.SUBSTEPS  # s, 12.5 Hz
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(ACT_DIM,), dtype=np.float64)
         self._config = scene.SceneConfig(grip_force=self.options.grip_force, pad_friction=self.options.pad_friction)

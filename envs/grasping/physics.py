@@ -153,7 +153,7 @@ class GraspPhysics:
         ctrl = np.empty((self.num_envs, len(self._ctrl_low)))
         ctrl[:, :3] = hand
         ctrl[:, 3:5] = scene.FINGER_OPEN
-        physics.reset(qpos, np.zeros_like(physics.qvel), ctrl)
+        physics.reset(qpos, np.zeros_like(physics.qvel), ctrl, act=hand)  # the hand's filtered targets
         self._state = self._read()
 
     def step(self, target: np.ndarray, active: np.ndarray) -> np.ndarray:

@@ -27,13 +27,14 @@ from metarl.envs.grasping.shapes import MAX_PARTS, Part
 from metarl.envs.mujoco_batch import quiet_mujoco_log
 
 TIMESTEP = 0.008  # s
-SUBSTEPS = 5  # physics steps per control step: 25 Hz control
-GRIP_FORCE = 2.5  # N, largest squeeze of each finger
+SUBSTEPS = 10  # physics steps per control step: 12.5 Hz control
+GRIP_FORCE = 2.25  # N, largest squeeze of each finger
 FINGER_OPEN = 0.055  # m, half-gap between the pads when open
 FINGER_CLOSED_TARGET = -0.02  # m, the position target that "close" commands (past touching)
 PAD_HALF = (0.006, 0.004, 0.02)  # m, pad half-sizes: along the jaw (narrow fingertips), thickness, height
 PAD_FRICTION = 1.2
 HAND_RANGE = ((-0.2, 0.2), (-0.2, 0.2), (PAD_HALF[2] + 0.002, 0.35))  # m, pinch-point workspace
+HAND_FILTER = 0.04  # s, time constant of the hand's position targets
 HAND_HOME = (0.0, 0.0, 0.09)  # m, pinch point at reset (before jitter)
 OBJECT_DROP = 0.0005  # m, gap between the object and the table at reset
 CAMERA = "overview"
@@ -311,6 +312,10 @@ def _add_gripper(s: mujoco.MjSpec, config: SceneConfig) -> None:
     for name, (low, high) in zip(HAND_JOINTS, HAND_RANGE, strict=True):
         act = s.add_actuator(name=f"act_{name}", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         act.set_to_position(kp=2000.0, kv=120.0)
+        # the position target follows the command through a first-order filter: a new command
+        # each control step does not jerk the hand (and a light grip keeps a heavy object)
+        act.dyntype = mujoco.mjtDyn.mjDYN_FILTEREXACT
+        act.dynprm[0] = HAND_FILTER
         act.ctrlrange = [low, high]
     for side in ("left", "right"):
         act = s.add_actuator(name=f"act_finger_{side}", target=f"finger_{side}", trntype=mujoco.mjtTrn.mjTRN_JOINT)
