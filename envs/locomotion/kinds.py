@@ -57,8 +57,8 @@ class TaskKind:
 
     Attributes:
         task_type: The task dataclass (each family has its own).
-        space: Every task, where the task space is finite (then the test set is all of it and
-            training draws test tasks too); None for a continuous space.
+        space: The values of a finite task space (the directions; then :meth:`tasks` is the test
+            set and training draws test tasks too); None for a continuous space.
     """
 
     task_type: type[Task]
