@@ -10,6 +10,12 @@ goal velocity, an object shape) together with two views of the same dynamics:
 
 Episodes never auto-reset: an environment that terminates (or whose physics becomes unstable)
 stays done until the sampler resets the whole batch.
+
+This module is past 500 lines because it is the whole contract in one place: the task base class
+and the checks every task and option uses (one-line errors), the protocols (:class:`BatchEnv`,
+:class:`RenderableBatchEnv`, :class:`SimulatedBatchEnv`, :class:`TaskFamily`), the plumbing
+families share (:class:`FamilyBase`, :class:`FlatTaskFamily`) and the gymnasium view
+(:class:`FamilyEnv`). A family's author reads this file and nothing else of the package.
 """
 
 from __future__ import annotations
@@ -19,12 +25,19 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypeVar, cast, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 import yaml
 from gymnasium import spaces
+
+if TYPE_CHECKING:  # numpy-only families import no MuJoCo
+    from metarl.envs.mujoco_batch import PhysicsBatch
+
+
+TEST_SEED = 20170309  # fixed seed of the families' held-out test sets (the MAML paper's arXiv date)
+VALIDATION_SEED = 170303400  # fixed seed of their validation sets (the MAML paper's arXiv number)
 
 
 class TaskError(ValueError):
@@ -41,7 +54,7 @@ class Task:
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the task as a plain ``{field: value}`` mapping (YAML/JSON friendly)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def to_string(self) -> str:
         """Returns the one-line form, e.g. ``"goal_velocity=1.3"``."""
@@ -51,9 +64,10 @@ class Task:
 TaskT = TypeVar("TaskT", bound=Task)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` as YAML/JSON-friendly data: tuples become lists (recursively), numpy scalars Python numbers."""
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -207,6 +221,28 @@ def _parse_scalar(raw: str) -> Any:
     return raw
 
 
+def check_tasks(tasks: Sequence[Task], num_envs: int, task_type: type[TaskT]) -> list[TaskT]:
+    """``tasks`` for :meth:`BatchEnv.set_tasks`, checked: one per environment, each a ``task_type``.
+
+    Raises:
+        TaskError: Another count or another kind of task (one line).
+    """
+    if len(tasks) != num_envs:
+        raise TaskError(f"got {len(tasks)} tasks for {num_envs} environments")
+    checked = []
+    for task in tasks:
+        if not isinstance(task, task_type):
+            raise TaskError(f"task {task!r} is not a {task_type.__name__}")
+        checked.append(task)
+    return checked
+
+
+def check_generators(rngs: Sequence[np.random.Generator], num_envs: int) -> None:
+    """Refuses a :meth:`BatchEnv.reset` with another number of generators than environments."""
+    if len(rngs) != num_envs:
+        raise ValueError(f"got {len(rngs)} generators for {num_envs} environments")
+
+
 class StepResult(NamedTuple):
     """What one batched step returns. ``B`` is the number of environments.
 
@@ -268,6 +304,17 @@ class RenderableBatchEnv(BatchEnv, Protocol):
 
 
 @runtime_checkable
+class SimulatedBatchEnv(BatchEnv, Protocol):
+    """A :class:`BatchEnv` whose environments are MuJoCo simulations in one
+    :class:`~metarl.envs.mujoco_batch.PhysicsBatch` (``metarl bench`` replays their physics alone)."""
+
+    def physics_batch(self) -> PhysicsBatch | None:
+        """The batch the environments step in; None before the first reset (a batch may be built
+        or rebuilt there, so read it again after every reset)."""
+        ...
+
+
+@runtime_checkable
 class TaskFamily(Protocol):
     """A distribution over tasks plus the dynamics that every task shares.
 
@@ -303,6 +350,12 @@ class TaskFamily(Protocol):
     @property
     def has_success(self) -> bool:
         """Whether :attr:`StepResult.success` is defined (else it is None)."""
+        ...
+
+    @property
+    def test_tasks_held_out(self) -> bool:
+        """Whether :meth:`sample_tasks` never draws a test task; False where the task space is finite
+        (the ±1 direction families) and the test set is all of it."""
         ...
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
@@ -348,7 +401,17 @@ class TaskFamily(Protocol):
         ...
 
 
-class FlatTaskFamily(abc.ABC):
+class FamilyBase:
+    """What every family shares: no success unless it says otherwise, and the gymnasium view :meth:`make_env`."""
+
+    has_success: ClassVar[bool] = False
+
+    def make_env(self, task: Task | None = None, render_mode: str | None = None) -> FamilyEnv:
+        """The gymnasium view: this family's batched environment with ``B = 1``."""
+        return FamilyEnv(cast(TaskFamily, self), task=task, render_mode=render_mode)  # every subclass is one
+
+
+class FlatTaskFamily(FamilyBase, abc.ABC):
     """Shared plumbing for families whose task is a flat dataclass of numbers.
 
     Subclasses set ``name``, ``task_type``, the spaces, ``horizon`` and ``control_dt`` and
@@ -357,10 +420,7 @@ class FlatTaskFamily(abc.ABC):
     """
 
     name: ClassVar[str]
-    task_type: ClassVar[type[Task]]
-    has_success: ClassVar[bool] = False
-    #: False where the task space is finite (e.g. direction ±1) and the test set is all of it.
-    test_tasks_held_out: ClassVar[bool] = True
+    task_type: type[Task]
     horizon: int
     control_dt: float
     observation_space: spaces.Box
@@ -397,9 +457,20 @@ class FlatTaskFamily(abc.ABC):
             return self.task_from_dict(read_task_file(source.strip()))
         return self.parse_task(source)
 
-    def make_env(self, task: Task | None = None, render_mode: str | None = None) -> FamilyEnv:
-        """The gymnasium view: this family's batched environment with ``B = 1``."""
-        return FamilyEnv(self, task=task, render_mode=render_mode)
+
+def coerce_task(family: TaskFamily, given: Any, what: str = "task") -> Task:
+    """A task of ``family`` from a Task, its dict form or its one-line string.
+
+    Raises:
+        TaskError: Anything else, or a form the family refuses (one line naming ``what``).
+    """
+    if isinstance(given, Task):
+        return given
+    if isinstance(given, str):
+        return family.parse_task(given)
+    if isinstance(given, Mapping):
+        return family.task_from_dict(given)
+    raise TaskError(f"{what}={given!r} must be a Task, its dict or its one-line string")
 
 
 def render_fps(control_dt: float) -> int:
@@ -415,7 +486,7 @@ class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
     """A gymnasium env over one task of a family; the family's :class:`BatchEnv` with ``B = 1``.
 
     The task is given at construction or through ``reset(options={"task": task})`` (a Task, its
-    dict form or its one-line string). Without either, every reset draws a fresh training task
+    dict form or its one-line string; see :func:`coerce_task`). Without either, every reset draws a fresh training task
     from the env's seeded generator (so ``reset(seed=s)`` is reproducible). Episodes are
     truncated at the family's horizon.
 
@@ -428,7 +499,9 @@ class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}  # noqa: RUF012 (gymnasium API)
 
-    def __init__(self, family: TaskFamily, task: Task | None = None, render_mode: str | None = None):
+    def __init__(
+        self, family: TaskFamily, task: Task | str | Mapping[str, Any] | None = None, render_mode: str | None = None
+    ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not supported; allowed: rgb_array or None")
         self.metadata = {**type(self).metadata, "render_fps": render_fps(family.control_dt)}
@@ -437,7 +510,7 @@ class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = family.action_space
         self.render_mode = render_mode
         self._batch = family.make_batch_env(1)
-        self._task = task
+        self._task = coerce_task(family, task) if task is not None else None
         self._task_given = task is not None
         self._steps = 0
 
@@ -452,7 +525,7 @@ class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         given = (options or {}).get("task")
         if given is not None:
-            self._task = self._coerce_task(given)
+            self._task = coerce_task(self.family, given, what="options['task']")
             self._task_given = True
         if not self._task_given:
             self._task = self.family.sample_tasks(1, self.np_random)[0]
@@ -461,15 +534,6 @@ class FamilyEnv(gym.Env[np.ndarray, np.ndarray]):
         self._steps = 0
         obs = self._batch.reset([self.np_random])
         return obs[0], {"task": self._task}
-
-    def _coerce_task(self, given: Any) -> Task:
-        if isinstance(given, Task):
-            return given
-        if isinstance(given, str):
-            return self.family.parse_task(given)
-        if isinstance(given, Mapping):
-            return self.family.task_from_dict(given)
-        raise TaskError(f"options['task']={given!r} must be a Task, its dict or its one-line string")
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         result = self._batch.step(np.asarray(action, dtype=np.float64).reshape(1, -1))

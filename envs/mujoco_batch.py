@@ -19,6 +19,10 @@
 * :func:`quiet_mujoco_log` keeps MuJoCo's own warning printout and ``MUJOCO_LOG.TXT`` out of the
   user's console and working directory while our calls run; instability is reported through
   :attr:`StepResult.unstable <metarl.envs.base.StepResult>` instead.
+
+The module is past 500 lines because the batch and the renderer it draws its simulations with
+(:class:`OffscreenRenderer`, its quality settings and the cameras) live together; the renderer
+(from :func:`_gl_context` down) is the part to move into a module of its own when either grows.
 """
 
 from __future__ import annotations

@@ -38,17 +38,18 @@ import numpy as np
 from gymnasium import spaces
 
 from metarl.envs.base import (
+    TEST_SEED,
+    VALIDATION_SEED,
     FlatTaskFamily,
     StepResult,
     Task,
-    TaskError,
     check_finite_range,
+    check_generators,
     check_point,
+    check_tasks,
     describe_range,
 )
 
-_TEST_SEED = 20170309  # fixed seed of the held-out goals (the MAML paper's arXiv date)
-_VALIDATION_SEED = 170303400  # fixed seed of the validation goals (the MAML paper's arXiv number)
 CONTROL_DT = 0.05  # s per step: the point has no physical clock; videos play 20 steps per second
 _GOAL_LIMIT = 10.0  # largest goal coordinate any option may ask for
 
@@ -97,8 +98,8 @@ class Navigation2D(FlatTaskFamily):
     """The 2-D navigation task family; see the module docstring for the full specification."""
 
     name: ClassVar[str] = "Navigation2D"
-    task_type: ClassVar[type[Task]] = NavigationTask
-    has_success: ClassVar[bool] = False
+    task_type: type[Task] = NavigationTask
+    test_tasks_held_out: ClassVar[bool] = True
 
     def __init__(self, options: NavigationOptions | None = None):
         self.options = options or NavigationOptions()
@@ -108,7 +109,7 @@ class Navigation2D(FlatTaskFamily):
         self.observation_space = spaces.Box(-high, high, dtype=np.float64)
         step = self.options.max_step
         self.action_space = spaces.Box(-step, step, shape=(2,), dtype=np.float64)
-        rng = np.random.default_rng(_TEST_SEED)
+        rng = np.random.default_rng(TEST_SEED)
         goals = self._draw_goals(self.options.num_test_tasks, rng)
         self._test_goals = goals
         self._test_set = {tuple(g) for g in goals.tolist()}
@@ -130,7 +131,7 @@ class Navigation2D(FlatTaskFamily):
         return [NavigationTask(goal=(float(x), float(y))) for x, y in self._test_goals]
 
     def validation_tasks(self) -> list[Task]:
-        return self.sample_tasks(self.options.num_test_tasks, np.random.default_rng(_VALIDATION_SEED))
+        return self.sample_tasks(self.options.num_test_tasks, np.random.default_rng(VALIDATION_SEED))
 
     def task_space(self) -> dict[str, str]:
         r = self.options.goal_range
@@ -166,18 +167,11 @@ class NavigationBatchEnv:
         self._trail: list[np.ndarray] = [self._pos.copy()]
 
     def set_tasks(self, tasks: Sequence[Task]) -> None:
-        if len(tasks) != self.num_envs:
-            raise TaskError(f"got {len(tasks)} tasks for {self.num_envs} environments")
-        goals = []
-        for task in tasks:
-            if not isinstance(task, NavigationTask):
-                raise TaskError(f"task {task!r} is not a NavigationTask")
-            goals.append(task.goal)
+        goals = [task.goal for task in check_tasks(tasks, self.num_envs, NavigationTask)]
         self._goal = np.asarray(goals, dtype=np.float64)
 
     def reset(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        if len(rngs) != self.num_envs:
-            raise ValueError(f"got {len(rngs)} generators for {self.num_envs} environments")
+        check_generators(rngs, self.num_envs)
         self._pos = np.zeros((self.num_envs, 2))
         self._done = np.zeros(self.num_envs, dtype=bool)
         self._trail = [self._pos.copy()]

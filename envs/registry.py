@@ -85,9 +85,4 @@ def make_gym_env(
     **options: Any,
 ) -> FamilyEnv:
     """Entry point of ``gym.make("metarl/<Name>-v0", task=..., **family_options)``."""
-    fam = make_family(family, options)
-    if isinstance(task, str):
-        task = fam.parse_task(task)
-    elif isinstance(task, Mapping):
-        task = fam.task_from_dict(task)
-    return FamilyEnv(fam, task=task, render_mode=render_mode)
+    return FamilyEnv(make_family(family, options), task=task, render_mode=render_mode)

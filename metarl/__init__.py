@@ -3,12 +3,11 @@
 import os
 
 # How long an idle OpenMP thread spins before it sleeps. GNU OpenMP's default (300,000 spins)
-# turns any competing process on a small machine into a 10-20x slowdown of the meta-update
-# (HalfCheetah update beside one busy process, 2 cores: 40 s against 4 s). Sleeping at once
-# (OMP_WAIT_POLICY=PASSIVE) is safe but pays a wake-up in each of the update's thousands of
-# parallel regions: 2.9 s against 2.0 s on an idle machine. A short spin keeps the idle speed
-# (2.05 s) and bounds the loss under contention (6.8 s). Must be set before torch loads its
-# OpenMP runtime; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+# turns any competing process on a small machine into a many-fold slowdown of the meta-update.
+# Sleeping at once (OMP_WAIT_POLICY=PASSIVE) is safe but pays a wake-up in each of the update's
+# thousands of parallel regions. A short spin keeps the idle speed and bounds the loss under
+# contention (the README's "Threads" section has the measurements). Must be set before torch
+# loads its OpenMP runtime; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from metarl.adaptation import collect_adaptation
 from metarl.config import Config, ConfigError
-from metarl.envs.base import BatchEnv, StepResult, Task, TaskFamily
+from metarl.envs.base import BatchEnv, SimulatedBatchEnv, StepResult, Task, TaskFamily
 from metarl.envs.mujoco_batch import PhysicsBatch
 from metarl.experiment import build_experiment
 from metarl.maml import MetaBatch, meta_update
+from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation
 from metarl.samplers import BatchSampler
 
 
@@ -124,16 +124,10 @@ class BenchResult:
 def find_physics(env: BatchEnv) -> PhysicsBatch | None:
     """The :class:`PhysicsBatch` behind a MuJoCo family's batched environment, or None (numpy family).
 
-    Looked up as ``env.physics`` / ``env._physics``, one level deep (the grasping env wraps its
-    batch in a scene-specific object). Call after the first ``reset`` (batches may be built lazily).
+    Call after every ``reset`` (batches may be built or rebuilt there); see
+    :class:`~metarl.envs.base.SimulatedBatchEnv`.
     """
-    for path in (("physics",), ("_physics",), ("physics", "_physics"), ("_physics", "_physics")):
-        obj: Any = env
-        for name in path:
-            obj = getattr(obj, name, None)
-        if isinstance(obj, PhysicsBatch):
-            return obj
-    return None
+    return env.physics_batch() if isinstance(env, SimulatedBatchEnv) else None
 
 
 @dataclasses.dataclass
@@ -275,6 +269,7 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
     limit = PhysicsLimit(exp.family, n * r, config.sampler.num_threads)
     recorder = RecordingEnv(exp.family.make_batch_env(n * r, config.sampler.num_threads))
     sampler.use_env(recorder)
+    settings = AdaptationSettings.training(config)
     exact = dataclasses.replace(config.outer, hvp_subsample=1.0)
     time_exact = exact != config.outer and config.inner.algorithm != "reptile"
     sampling, updating, updating_exact, sampler_rates, limit_rates, ratios = [], [], [], [], [], []
@@ -283,17 +278,7 @@ def run_bench(config: Config, iterations: int = 3) -> BenchResult:
         recorder.episodes.clear()
         collect_s0, collect_steps0 = sampler.collect_seconds, sampler.collect_steps
         t0 = time.perf_counter()
-        batches = collect_adaptation(
-            sampler,
-            params,
-            tasks,
-            config.inner.steps,
-            r,
-            config.inner.fast_lr,
-            config.advantage,
-            rng,
-            generator,
-        ).episodes
+        batches = collect_adaptation(sampler, params, tasks, settings, Streams(rng, generator)).episodes
         batch = MetaBatch(tuple(batches[:-1]), batches[-1])
         t1 = time.perf_counter()
         updated, _ = meta_update(exp.policy, params, batch, config.inner, config.outer)

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,8 +22,8 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from metarl.checkpoint import CheckpointError
-from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, describe, load_config
-from metarl.envs.base import Task, TaskError, TaskFamily
+from metarl.config import ConfigError, apply_overrides, config_from_dict, describe, load_config
+from metarl.envs.base import TaskError
 from metarl.samplers import SamplerError
 
 if TYPE_CHECKING:
@@ -250,9 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baseline": _baseline,
     }
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*settotalmass.*")
-            return commands[args.command](args)
+        return commands[args.command](args)
     except (ConfigError, TaskError, CheckpointError) as err:
         print(f"metarl {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -310,87 +307,43 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from metarl.evaluate import Curve, ReportError, adapt_and_report, check_comparable, read_curve
-    from metarl.experiment import load_experiment
+    from metarl.evaluate import ReportError, compare_checkpoint
 
     _check_counts(args.steps, args.rollouts)
+    if args.tasks is not None and args.tasks not in ("test", "valid", "train") and not args.tasks.isdigit():
+        raise CliError(f"--tasks={args.tasks!r} is not allowed; allowed: test, valid, train or a number N")
     if args.plot is not None and args.plot.suffix != ".png":
         raise CliError(f"--plot={str(args.plot)!r} must end in .png")
     try:
-        others = [read_curve(path) for path in args.compare]
-    except ReportError as err:
-        raise CliError(str(err)) from None
-    exp, ckpt = load_experiment(args.checkpoint)
-    rollouts, horizon = args.rollouts or exp.config.inner.rollouts, exp.family.horizon
-    try:
-        if args.tasks is None and ckpt.adaptation is not None:
-            tasks = [exp.family.task_from_dict(ckpt.adaptation.task)]
-        else:
-            tasks = _pick_tasks(exp.family, args.tasks or "test", exp.config)
-        for path, curve in zip(args.compare, others, strict=True):
-            check_comparable(curve, path, exp.family.name, [t.to_string() for t in tasks], rollouts, horizon)
-        report, _ = adapt_and_report(
-            exp.sampler,
-            ckpt.params,
-            tasks,
-            args.steps,
-            rollouts,
-            exp.config.inner.fast_lr,
-            exp.config.advantage,
-            seed=args.seed,
+        curves = compare_checkpoint(
+            args.checkpoint, args.compare, args.tasks, steps=args.steps, rollouts=args.rollouts, seed=args.seed
         )
     except ReportError as err:
         raise CliError(str(err)) from None
-    finally:
-        exp.sampler.close()
-    _print_report(report, args.json)
+    _print_report(curves[0].report, args.json)
     if args.compare or args.plot is not None:
-        from metarl.plots import plot_comparison
+        from metarl.plots import plot_curves
 
         plot = args.plot or Path("adaptation_comparison.png")
-        plot_comparison(
-            [Curve(f"{exp.config.inner.algorithm} ({args.checkpoint.name})", report, rollouts, horizon), *others],
-            plot,
-            f"{report.family}: {len(report.tasks)} task(s)",
-            xlabel=f"adaptation steps (each {rollouts} rollouts x {horizon} steps per task)",
-        )
+        plot_curves(curves, plot)
         print(f"wrote {plot}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    from metarl.checkpoint import AdaptationRecord, adapted_checkpoint, save_checkpoint
-    from metarl.evaluate import adapt_and_report
-    from metarl.experiment import load_experiment
+    from metarl.checkpoint import save_checkpoint
+    from metarl.evaluate import adapt_checkpoint
 
     _check_counts(args.steps, args.rollouts)
     if args.save is not None and args.save.suffix != ".pt":
         raise CliError(f"--save={str(args.save)!r} must end in .pt")
-    exp, ckpt = load_experiment(args.checkpoint)
-    rollouts = args.rollouts or exp.config.inner.rollouts
-    try:
-        task = exp.family.load_task(args.task)
-        report, adaptation = adapt_and_report(
-            exp.sampler,
-            ckpt.params,
-            [task],
-            args.steps,
-            rollouts,
-            exp.config.inner.fast_lr,
-            exp.config.advantage,
-            seed=args.seed,
-        )
-    finally:
-        exp.sampler.close()
+    adapted = adapt_checkpoint(args.checkpoint, args.task, steps=args.steps, rollouts=args.rollouts, seed=args.seed)
     if args.save is not None:
-        record = AdaptationRecord(
-            task.to_dict(), tuple(adaptation.task_params(0)), str(args.checkpoint), args.seed, rollouts
-        )
         try:
-            save_checkpoint(args.save, adapted_checkpoint(ckpt, record))
+            save_checkpoint(args.save, adapted.checkpoint)
         except CheckpointError as err:
             raise CliError(str(err), EXIT_FAILURE) from None
-    _print_report(report, args.json)
+    _print_report(adapted.report, args.json)
     if args.save is not None:
         print(
             f"wrote {args.save} (the policy after {args.steps} step(s); metarl render {args.save} shows it)",
@@ -412,21 +365,7 @@ def _check_counts(steps: int, rollouts: int | None) -> None:
         raise CliError(f"--rollouts={rollouts} is out of range; allowed: 1 or more")
 
 
-def _pick_tasks(family: TaskFamily, which: str, config: Config) -> list[Task]:
-    test = family.test_tasks()
-    if which == "test":
-        return test
-    if which == "valid":
-        return family.validation_tasks()
-    if which == "train":
-        return family.sample_tasks(config.outer.meta_batch_size, np.random.default_rng(config.run.seed))
-    if which.isdigit() and 1 <= int(which) <= len(test):
-        return test[: int(which)]
-    raise CliError(f"--tasks={which!r} is not allowed; allowed: test, valid, train or N in 1..{len(test)}")
-
-
 def _render(args: argparse.Namespace) -> int:
-    from metarl.experiment import load_experiment
     from metarl.video import MAX_PANELS, RenderError, render_checkpoint
 
     steps = _parse_steps(args.steps, MAX_PANELS)
@@ -434,19 +373,14 @@ def _render(args: argparse.Namespace) -> int:
         raise CliError(f"--rollouts={args.rollouts} is out of range; allowed: 1 or more")
     if not (16 <= args.size <= 1024 and args.size % 16 == 0):
         raise CliError(f"--size={args.size} is not allowed; allowed: a multiple of 16 in 16..1024")
-    exp, ckpt = load_experiment(args.checkpoint)
-    out = args.out or Path("videos") / f"{exp.family.name}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
-    if out.suffix != ".mp4":
-        exp.sampler.close()
-        raise CliError(f"--out={str(out)!r} must end in .mp4")
+    if args.out is not None and args.out.suffix != ".mp4":
+        raise CliError(f"--out={str(args.out)!r} must end in .mp4")
     try:
-        task = exp.family.load_task(args.task) if args.task else None
-        task, recording = render_checkpoint(
-            exp,
-            ckpt,
-            task,
+        video = render_checkpoint(
+            args.checkpoint,
+            args.task,
             steps,
-            out,
+            args.out,
             rollouts=args.rollouts,
             seed=args.seed,
             size=args.size,
@@ -456,10 +390,9 @@ def _render(args: argparse.Namespace) -> int:
     except RenderError as err:
         raise CliError(str(err)) from None
     except OSError as err:
-        raise CliError(f"cannot write {str(out)!r}: {err}", EXIT_FAILURE) from None
-    finally:
-        exp.sampler.close()
-    print(f"{exp.family.name} {task.to_string()}")
+        raise CliError(f"cannot write the video: {err}", EXIT_FAILURE) from None
+    recording = video.recording
+    print(f"{video.family} {video.task.to_string()}")
     for i, label in enumerate(recording.labels):
         won = "" if recording.success is None else f", {'success' if recording.success[i] else 'no success'}"
         print(f"  {label}: return {recording.returns[i]:.2f}{won}")
@@ -535,15 +468,11 @@ def _families(args: argparse.Namespace) -> int:
         for key, allowed in family.task_space().items():
             print(f"    task {key}: {allowed}")
         count = len(family.test_tasks())
-        if getattr(family, "test_tasks_held_out", True):
+        if family.test_tasks_held_out:
             print(f"    held-out test tasks: {count}")
         else:
             print(f"    test tasks: {count} (the whole task space; training sees them too)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def _gap(args: argparse.Namespace) -> int:
@@ -573,7 +502,8 @@ def _gap(args: argparse.Namespace) -> int:
 def _baseline(args: argparse.Namespace) -> int:
     from metarl.checkpoint import load_checkpoint
     from metarl.envs.registry import make_family
-    from metarl.experiment import checkpoint_config
+    from metarl.evaluate import task_set
+    from metarl.experiment import saved_config
     from metarl.sb3_baselines import BASELINES, BaselineError, BaselineRequest, Budget, ppo_settings, run_baseline
 
     if args.kind not in BASELINES:
@@ -586,9 +516,9 @@ def _baseline(args: argparse.Namespace) -> int:
     elif args.overrides:
         raise CliError("--set changes an experiment YAML; a checkpoint's settings are MAML's and stay as they are")
     else:
-        config = checkpoint_config(load_checkpoint(args.source), args.source)
+        config = config_from_dict(saved_config(load_checkpoint(args.source), args.source))
     family = make_family(config.family.name, config.family.options)
-    tasks = _pick_tasks(family, args.tasks, config)
+    tasks = task_set(family, args.tasks, config)
     try:
         request = BaselineRequest(
             args.kind,
@@ -612,3 +542,7 @@ def _baseline(args: argparse.Namespace) -> int:
     if args.out is not None:
         print(f"wrote {args.out}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,10 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
-from metarl.envs.base import TaskError
+from metarl.envs.base import TaskError, describe_range, plain
 from metarl.envs.registry import family_spec
-
-ALGORITHMS = ("maml_trpo", "fomaml", "reptile")
 
 
 class ConfigError(ValueError):
@@ -66,7 +64,7 @@ class FamilyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         opts = dataclasses.asdict(self.options) if self.options is not None else {}
-        return {"name": self.name, **{k: _plain(v) for k, v in opts.items()}}
+        return {"name": self.name, **{k: plain(v) for k, v in opts.items()}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,17 +177,11 @@ class Config:
             if isinstance(section, FamilyConfig):
                 out[f.name] = section.to_dict()
             else:
-                out[f.name] = {k: _plain(v) for k, v in dataclasses.asdict(section).items()}
+                out[f.name] = {k: plain(v) for k, v in dataclasses.asdict(section).items()}
         return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def config_from_dict(data: Mapping[str, Any]) -> Config:
@@ -293,11 +285,9 @@ def _check_range(key: str, value: Any, typed: Any, meta: Mapping[str, Any]) -> N
         too_low = low is not None and (v <= low if low_open else v < low)
         too_high = high is not None and v > high
         if too_low or too_high:
-            left = "(" if low_open or low is None else "["
-            lo = "-inf" if low is None else f"{low:g}"
-            hi = "inf" if high is None else f"{high:g}"
-            right = ")" if high is None else "]"
-            raise ConfigError(f"{key}={typed!r} is out of range; allowed: {left}{lo}, {hi}{right}")
+            raise ConfigError(
+                f"{key}={typed!r} is out of range; allowed: {describe_range(low, high, low_open=low_open)}"
+            )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -364,5 +354,5 @@ def describe() -> list[str]:
         for f in dataclasses.fields(sub):
             if f.name == "options":
                 continue
-            lines.append(f"{section.name}.{f.name} = {_plain(f.default)!r}  # {f.metadata.get('help', '')}")
+            lines.append(f"{section.name}.{f.name} = {plain(f.default)!r}  # {f.metadata.get('help', '')}")
     return lines

@@ -69,9 +69,8 @@ CHUNK_SAMPLES = 8192
 Tasks are independent, so the learner's passes over a batch (inner steps, meta-loss, curvature,
 line search) run over consecutive groups of tasks and add the results. Groups this size keep each
 activation tensor at a few MB (``8192 × 100`` floats), where CPU kernels run from cache and
-memory is recycled rather than freshly mapped: on the 2-core machine the full-batch second-order
-gradient of a HalfCheetah batch (40 tasks × 20 rollouts × 200 steps) took 0.57 s in chunks of
-two tasks against 1.07 s in one piece.
+memory is recycled rather than freshly mapped; the learner is faster in such groups than in one
+piece (the README's performance section has the figure).
 """
 
 

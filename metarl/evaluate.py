@@ -1,4 +1,9 @@
-"""Adaptation curves: average return (and success) after 0, 1, …, K gradient steps."""
+"""Adaptation curves: average return (and success) after 0, 1, …, K gradient steps.
+
+:func:`evaluate_adaptation` measures parameters in hand (the trainer's evaluations);
+:func:`evaluate_checkpoint` and :func:`adapt_checkpoint` are ``metarl evaluate`` and
+``metarl adapt`` as functions: they load a checkpoint, build its experiment, adapt and report.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,18 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
-from metarl.adaptation import Adaptation, collect_adaptation, seeded_streams
-from metarl.config import AdvantageConfig
-from metarl.envs.base import Task
+from metarl.checkpoint import AdaptationRecord, Checkpoint, adapted_checkpoint
+from metarl.config import Config
+from metarl.envs.base import Task, TaskError, TaskFamily
 from metarl.episodes import Episodes
+from metarl.experiment import load_experiment
 from metarl.policies import Params
+from metarl.rollouts import Adaptation, AdaptationSettings, Streams, collect_adaptation
 from metarl.samplers import Sampler
 
 
@@ -182,44 +190,27 @@ def _success(episodes: Episodes) -> list[float | None]:
 
 
 def evaluate_adaptation(
-    sampler: Sampler,
-    params: Params,
-    tasks: Sequence[Task],
-    steps: int,
-    rollouts: int,
-    fast_lr: float,
-    advantage: AdvantageConfig,
-    seed: int,
+    sampler: Sampler, params: Params, tasks: Sequence[Task], settings: AdaptationSettings, seed: int
 ) -> AdaptationReport:
-    """Adapts ``params`` to each task for ``steps`` gradient steps and records every stage.
+    """Adapts ``params`` to each task for ``settings.steps`` gradient steps and records every stage.
 
     Args:
         sampler: Batched sampler of the task family.
         params: Meta-parameters (unbatched).
         tasks: Tasks to adapt to.
-        steps: Gradient steps ``K`` (0 measures the meta-policy alone).
-        rollouts: Rollouts per task per step.
-        fast_lr: Inner step size.
-        advantage: Return/baseline settings.
+        settings: Gradient steps ``K`` (0 measures the meta-policy alone), rollouts per task per
+            step, step size and advantages.
         seed: Seed of this evaluation's own random streams (it never touches a run's streams).
     """
-    return adapt_and_report(sampler, params, tasks, steps, rollouts, fast_lr, advantage, seed)[0]
+    return adapt_and_report(sampler, params, tasks, settings, seed)[0]
 
 
 def adapt_and_report(
-    sampler: Sampler,
-    params: Params,
-    tasks: Sequence[Task],
-    steps: int,
-    rollouts: int,
-    fast_lr: float,
-    advantage: AdvantageConfig,
-    seed: int,
+    sampler: Sampler, params: Params, tasks: Sequence[Task], settings: AdaptationSettings, seed: int
 ) -> tuple[AdaptationReport, Adaptation]:
     """:func:`evaluate_adaptation`, with the adaptation itself: its episodes and the adapted parameters."""
-    rng, generator = seeded_streams(seed)
     start = time.perf_counter()
-    adaptation = collect_adaptation(sampler, params, tasks, steps, rollouts, fast_lr, advantage, rng, generator)
+    adaptation = collect_adaptation(sampler, params, tasks, settings, Streams.from_seed(seed))
     seconds = (time.perf_counter() - start) / len(adaptation.episodes)
     return adaptation_report(sampler.family.name, tasks, adaptation.episodes, seconds), adaptation
 
@@ -277,6 +268,136 @@ def curve_report(
         per_task_returns=tuple(tuple(float(x) for x in r) for r in returns),
         per_task_success=tuple(tuple(s) for s in success),
     )
+
+
+def task_set(family: TaskFamily, which: str, config: Config) -> list[Task]:
+    """The tasks a name stands for.
+
+    Args:
+        family: The family.
+        which: ``test`` (the held-out set), ``valid`` (the validation set that chose ``best.pt``),
+            ``train`` (a meta-batch of training tasks drawn from the run's seed) or ``N`` (the
+            first ``N`` held-out tasks).
+        config: The run's configuration (meta-batch size and seed, for ``train``).
+
+    Raises:
+        TaskError: Any other name (one line).
+    """
+    test = family.test_tasks()
+    if which == "test":
+        return test
+    if which == "valid":
+        return family.validation_tasks()
+    if which == "train":
+        return family.sample_tasks(config.outer.meta_batch_size, np.random.default_rng(config.run.seed))
+    if which.isdigit() and 1 <= int(which) <= len(test):
+        return test[: int(which)]
+    raise TaskError(f"tasks={which!r} is not allowed; allowed: test, valid, train or N in 1..{len(test)}")
+
+
+def evaluate_checkpoint(
+    path: Path, tasks: str | None = None, *, steps: int = 3, rollouts: int | None = None, seed: int = 0
+) -> AdaptationReport:
+    """``metarl evaluate``: the adaptation curve of a checkpoint.
+
+    Args:
+        path: A checkpoint of a run, or one written by ``metarl adapt --save``.
+        tasks: A :func:`task_set` name; None for ``test``, or an adapted checkpoint's own task.
+        steps: Gradient steps ``K``.
+        rollouts: Rollouts per task per step (default: the run's ``inner.rollouts``).
+        seed: Seed of the rollouts.
+
+    Raises:
+        CheckpointError, ConfigError, TaskError: A checkpoint, configuration or task set that
+            cannot be used (one line).
+    """
+    return compare_checkpoint(path, (), tasks, steps=steps, rollouts=rollouts, seed=seed)[0].report
+
+
+def compare_checkpoint(
+    path: Path,
+    compare: Sequence[Path],
+    tasks: str | None = None,
+    *,
+    steps: int = 3,
+    rollouts: int | None = None,
+    seed: int = 0,
+) -> tuple[Curve, ...]:
+    """``metarl evaluate --compare``: a checkpoint's adaptation curve and the curves to draw beside it.
+
+    Args:
+        path: As :func:`evaluate_checkpoint`'s, and so are ``tasks``, ``steps``, ``rollouts``, ``seed``.
+        compare: JSON curves (``metarl evaluate --json``, ``metarl baseline --out``); each is
+            checked to be of the same family, tasks and budget before anything is rolled out.
+
+    Returns:
+        The checkpoint's curve (labelled with its algorithm and file name), then those of ``compare``.
+
+    Raises:
+        CheckpointError, ConfigError, TaskError, ReportError: A checkpoint, configuration, task
+            set or curve that cannot be used (one line).
+    """
+    others = [read_curve(p) for p in compare]
+    exp, ckpt = load_experiment(path)
+    try:
+        if tasks is None and ckpt.adaptation is not None:
+            chosen = [exp.family.task_from_dict(ckpt.adaptation.task)]
+        else:
+            chosen = task_set(exp.family, tasks or "test", exp.config)
+        settings = AdaptationSettings.evaluation(exp.config, steps, rollouts or exp.config.inner.rollouts)
+        horizon = exp.family.horizon
+        for other_path, curve in zip(compare, others, strict=True):
+            check_comparable(
+                curve, other_path, exp.family.name, [t.to_string() for t in chosen], settings.rollouts, horizon
+            )
+        report = evaluate_adaptation(exp.sampler, ckpt.params, chosen, settings, seed)
+    finally:
+        exp.sampler.close()
+    own = Curve(f"{exp.config.inner.algorithm} ({path.name})", report, settings.rollouts, horizon)
+    return (own, *others)
+
+
+class AdaptedCheckpoint(NamedTuple):
+    """What :func:`adapt_checkpoint` made.
+
+    Attributes:
+        report: The adaptation curve on the one task.
+        checkpoint: The adapted policy as a checkpoint (its task and the parameters after every
+            step); write it with :func:`metarl.checkpoint.save_checkpoint`, and ``metarl render``
+            and ``metarl evaluate`` read it.
+    """
+
+    report: AdaptationReport
+    checkpoint: Checkpoint
+
+
+def adapt_checkpoint(
+    path: Path, task: str | Task, *, steps: int = 3, rollouts: int | None = None, seed: int = 0
+) -> AdaptedCheckpoint:
+    """``metarl adapt``: a checkpoint adapted to one task, with its adaptation curve.
+
+    Args:
+        path: A checkpoint of a run.
+        task: The task, or what a user typed for it (its one-line form or a file, e.g. a grasp
+            object's mesh).
+        steps: Gradient steps ``K``.
+        rollouts: Rollouts per step (default: the run's ``inner.rollouts``).
+        seed: Seed of the rollouts.
+
+    Raises:
+        CheckpointError, ConfigError, TaskError: A checkpoint, configuration or task that cannot
+            be used (one line).
+    """
+    exp, ckpt = load_experiment(path)
+    rollouts = rollouts or exp.config.inner.rollouts
+    try:
+        chosen = exp.family.load_task(task) if isinstance(task, str) else task
+        settings = AdaptationSettings.evaluation(exp.config, steps, rollouts)
+        report, adaptation = adapt_and_report(exp.sampler, ckpt.params, [chosen], settings, seed)
+    finally:
+        exp.sampler.close()
+    record = AdaptationRecord(chosen.to_dict(), tuple(adaptation.task_params(0)), str(path), seed, rollouts)
+    return AdaptedCheckpoint(report, adapted_checkpoint(ckpt, record))
 
 
 def format_report(report: AdaptationReport) -> str:

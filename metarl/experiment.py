@@ -5,16 +5,18 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
 
 from metarl.checkpoint import Checkpoint, CheckpointError, check_params, load_checkpoint
-from metarl.config import Config, config_from_dict
+from metarl.config import Config, ConfigError, config_from_dict
 from metarl.envs.base import TaskFamily
 from metarl.envs.registry import make_family
 from metarl.policies import GaussianMLPPolicy
-from metarl.samplers import Sampler, make_sampler
+from metarl.ray_sampler import RaySampler
+from metarl.samplers import BatchSampler, Sampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,47 @@ def build_experiment(config: Config) -> Experiment:
     return Experiment(config, family, policy, sampler)
 
 
+def make_sampler(config: Config, family: TaskFamily, policy: GaussianMLPPolicy) -> Sampler:
+    """The sampler that ``config.sampler`` asks for: :class:`BatchSampler` or a :class:`RaySampler`.
+
+    Raises:
+        ConfigError: ``backend: ray`` without Ray installed (one line saying how to install it).
+    """
+    s = config.sampler
+    if s.backend == "local":
+        return BatchSampler(family, policy, num_threads=s.num_threads)
+    if s.backend == "ray":
+        return RaySampler.from_config(config, family, policy)
+    raise ConfigError(f"sampler.backend={s.backend!r} is not allowed; allowed: local, ray")
+
+
+def saved_config(ckpt: Checkpoint, path: Path) -> dict[str, Any]:
+    """The configuration mapping a checkpoint was trained with, as written (not yet checked).
+
+    Raises:
+        CheckpointError: The stored configuration is not a YAML mapping (one line naming ``path``).
+    """
+    try:
+        data = yaml.safe_load(ckpt.config_yaml)
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} has a malformed config")
+    return data
+
+
+def check_architecture(ckpt: Checkpoint, policy: GaussianMLPPolicy, path: Path) -> None:
+    """Refuses a checkpoint whose parameters (or those of any step of its adaptation) do not fit ``policy``.
+
+    Raises:
+        CheckpointError: One line naming ``path`` and every missing, unexpected or mis-shaped tensor.
+    """
+    expected = policy.init_params(torch.Generator().manual_seed(0))
+    check_params(ckpt.params, expected, what=f"checkpoint {str(path)!r}")
+    for params in ckpt.adaptation.step_params if ckpt.adaptation is not None else ():
+        check_params(params, expected, what=f"checkpoint {str(path)!r} (a step of its adaptation)")
+
+
 def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:
     """A checkpoint and the experiment its configuration builds, its parameters checked against the policy.
 
@@ -49,26 +92,10 @@ def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:
         ConfigError: A configuration this version refuses.
     """
     ckpt = load_checkpoint(path)
-    exp = build_experiment(checkpoint_config(ckpt, path))
-    expected = exp.policy.init_params(torch.Generator().manual_seed(0))
+    exp = build_experiment(config_from_dict(saved_config(ckpt, path)))
     try:
-        check_params(ckpt.params, expected, what=f"checkpoint {str(path)!r}")
-        for params in ckpt.adaptation.step_params if ckpt.adaptation is not None else ():
-            check_params(params, expected, what=f"checkpoint {str(path)!r} (a step of its adaptation)")
+        check_architecture(ckpt, exp.policy, path)
     except CheckpointError:
         exp.sampler.close()
         raise
     return exp, ckpt
-
-
-def checkpoint_config(ckpt: Checkpoint, path: Path) -> Config:
-    """The configuration a checkpoint was written with.
-
-    Raises:
-        CheckpointError: Its configuration is not YAML (one line).
-        ConfigError: A configuration this version refuses.
-    """
-    try:
-        return config_from_dict(yaml.safe_load(ckpt.config_yaml))
-    except yaml.YAMLError:
-        raise CheckpointError(f"checkpoint {str(path)!r} has a malformed config") from None

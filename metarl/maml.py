@@ -18,13 +18,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
 
 from metarl.adaptation import adapt
-from metarl.config import InnerConfig, OuterConfig
 from metarl.curvature import (
     Activations,
     KLTerm,
@@ -52,6 +51,9 @@ from metarl.trpo import (
     conjugate_gradient,
     trust_region_step,
 )
+
+if TYPE_CHECKING:  # the settings are the config's dataclasses, read as plain values: no configuration is loaded here
+    from metarl.config import InnerConfig, OuterConfig
 
 
 class MetaBatch(NamedTuple):
@@ -311,7 +313,7 @@ def curvature_product(curvature: GroupCurvature, v: Tensor, like: Params) -> Ten
     through the inner steps, ``M_i`` the Gaussian's Fisher times the step's weight in the mean
     KL. Each ``J_k = I − α ∇²L_k`` is symmetric. The products are written out in
     :mod:`metarl.curvature` (no autograd graph is walked); tests compare them with the double
-    backward through the KL's gradient (:func:`metarl.trpo.hessian_vector_product_fn`).
+    backward through the KL's gradient (the tests' reference, ``tests/helpers.py``).
 
     Args:
         curvature: The group's terms (:func:`group_curvature`).

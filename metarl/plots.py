@@ -52,34 +52,16 @@ def plot_learning_curve(rows: Sequence[dict[str, float]], path: Path, title: str
         ax.plot(it, [scale * r.get(pre, math.nan) for r in rows], label="train, before adaptation", color="tab:gray")
         ax.plot(it, [scale * r.get(post, math.nan) for r in rows], label="train, after adaptation", color="tab:blue")
         ev = [r for r in rows if math.isfinite(r.get(eval_post, math.nan))]
-        if ev and eval_pre is not None:
-            ax.plot(
-                [r["iteration"] for r in ev],
-                [scale * r[eval_pre] for r in ev],
-                "s--",
-                color="tab:gray",
-                label="test tasks, before",
-                markersize=4,
-            )
-        if ev:
-            ax.plot(
-                [r["iteration"] for r in ev],
-                [scale * r[eval_post] for r in ev],
-                "o-",
-                color="tab:orange",
-                label="test tasks, after",
-                markersize=4,
-            )
         valid = [r for r in rows if math.isfinite(r.get(valid_post, math.nan))]
-        if valid:
-            ax.plot(
-                [r["iteration"] for r in valid],
-                [scale * r[valid_post] for r in valid],
-                "^:",
-                color="tab:green",
-                label="validation tasks, after (chooses best.pt)",
-                markersize=4,
-            )
+        markers = [  # (evaluated rows, key, style, colour, label)
+            (ev if eval_pre is not None else [], eval_pre, "s--", "tab:gray", "test tasks, before"),
+            (ev, eval_post, "o-", "tab:orange", "test tasks, after"),
+            (valid, valid_post, "^:", "tab:green", "validation tasks, after (chooses best.pt)"),
+        ]
+        for evaluated, key, style, color, name in markers:
+            if evaluated and key is not None:
+                xs, ys = [r["iteration"] for r in evaluated], [scale * r[key] for r in evaluated]
+                ax.plot(xs, ys, style, color=color, label=name, markersize=4)
         ax.set_ylabel(label)
         if what == "success":
             ax.set_ylim(-5, 105)
@@ -112,6 +94,18 @@ def plot_adaptation(report: AdaptationReport, path: Path, title: str) -> None:
         handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
     _save(fig, path)
+
+
+def plot_curves(curves: Sequence[Curve], path: Path) -> None:
+    """:func:`plot_comparison` titled with the first curve's family and tasks and its sample budget."""
+    first = curves[0]
+    budget = f"{first.rollouts} rollouts x {first.horizon} steps per task"
+    plot_comparison(
+        curves,
+        path,
+        f"{first.report.family}: {len(first.report.tasks)} task(s)",
+        xlabel=f"adaptation steps (each {budget})",
+    )
 
 
 def plot_comparison(

@@ -121,8 +121,8 @@ class GaussianMLPPolicy(nn.Module):
     def task_distribution(self, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Per-task distributions for a stack of parameters, in one batched matmul per layer.
 
-        Equal to ``torch.func.vmap(self.distribution)(params, obs)`` (a test checks it) and about
-        three times faster for the small per-step batches of the sampler.
+        Equal to ``torch.func.vmap(self.distribution)(params, obs)`` (a test checks it) and faster
+        for the small per-step batches of the sampler.
 
         Args:
             params: Each tensor ``[N, *shape]``: one parameter set per task.

@@ -44,7 +44,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from metarl.config import Config
@@ -52,6 +51,7 @@ from metarl.envs.base import Task
 from metarl.envs.registry import make_family
 from metarl.evaluate import AdaptationReport, curve_report, evaluate_adaptation, format_report
 from metarl.experiment import build_experiment
+from metarl.rollouts import AdaptationSettings, derive_seed
 from metarl.sb3_envs import EpisodeRecorder, family_vec_env
 from metarl.sb3_ppo import (
     BaselineError,
@@ -90,7 +90,7 @@ _STREAM_FINETUNE, _STREAM_PRETRAIN, _STREAM_INIT = 1, 2, 3
 
 def _seed(seed: int, stream: int, index: int) -> int:
     """A 31-bit seed for one use (pretraining, task ``index``, the initialisation) of the run's seed."""
-    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0] >> 1)
+    return derive_seed(seed, stream, index) >> 1  # SB3 and gymnasium take seeds below 2**31
 
 
 def random_init_report(config: Config, tasks: Sequence[Task], budget: Budget, seed: int) -> AdaptationReport:
@@ -104,9 +104,8 @@ def random_init_report(config: Config, tasks: Sequence[Task], budget: Budget, se
     exp = build_experiment(local)
     try:
         init = exp.policy.init_params(torch.Generator().manual_seed(_seed(seed, _STREAM_INIT, 0)))
-        return evaluate_adaptation(
-            exp.sampler, init, tasks, budget.steps, budget.rollouts, config.inner.fast_lr, config.advantage, seed
-        )
+        settings = AdaptationSettings(budget.steps, budget.rollouts, config.inner.fast_lr, config.advantage)
+        return evaluate_adaptation(exp.sampler, init, tasks, settings, seed)
     finally:
         exp.sampler.close()
         torch.set_num_threads(threads)

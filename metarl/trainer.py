@@ -34,14 +34,11 @@ from typing import TextIO
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
-from metarl.adaptation import collect_adaptation
 from metarl.checkpoint import (
     Checkpoint,
     CheckpointError,
-    check_params,
     config_mismatches,
     generator_state,
     load_checkpoint,
@@ -52,11 +49,12 @@ from metarl.checkpoint import (
 from metarl.config import Config, ConfigError, apply_overrides, config_from_dict, parse_override, read_yaml
 from metarl.envs.base import Task
 from metarl.evaluate import AdaptationReport, evaluate_adaptation
-from metarl.experiment import build_experiment
+from metarl.experiment import build_experiment, check_architecture, saved_config
 from metarl.logger import RunLogger, read_progress
 from metarl.maml import MetaBatch, meta_update
 from metarl.plots import plot_adaptation, plot_learning_curve
 from metarl.policies import Params
+from metarl.rollouts import EVAL_SALT, AdaptationSettings, Streams, collect_adaptation, derive_seed
 from metarl.video_log import EvaluationVideos
 
 
@@ -121,8 +119,7 @@ class Trainer:
             self.iteration = 0
             self.best_validation = -math.inf
         else:
-            expected = self.exp.policy.init_params(torch.Generator().manual_seed(0))
-            check_params(checkpoint.params, expected, what="the checkpoint")
+            check_architecture(checkpoint, self.exp.policy, run_dir / "checkpoints" / "latest.pt")
             self.params = {k: v.clone() for k, v in checkpoint.params.items()}
             try:
                 self.task_rng = restore_generator(checkpoint.rng["task"])
@@ -166,13 +163,8 @@ class Trainer:
         config = config_from_dict(apply_overrides(read_yaml(run_dir / "config.yaml"), overrides))
         latest = run_dir / "checkpoints" / "latest.pt"
         checkpoint = load_checkpoint(latest)
-        try:
-            saved = yaml.safe_load(checkpoint.config_yaml)
-        except yaml.YAMLError:
-            raise CheckpointError(f"checkpoint {str(latest)!r} has a malformed config") from None
-        if not isinstance(saved, dict):
-            raise CheckpointError(f"checkpoint {str(latest)!r} has a malformed config")
-        mismatches = config_mismatches(saved, yaml.safe_load(config.to_yaml()), ignore=("run.iterations",))
+        saved = saved_config(checkpoint, latest)
+        mismatches = config_mismatches(saved, config.to_dict(), ignore=("run.iterations",))
         if mismatches:
             raise CheckpointError(
                 f"checkpoint {str(latest)!r} was not trained with {str(run_dir / 'config.yaml')!r}: "
@@ -291,16 +283,9 @@ class Trainer:
         cfg, exp = self.config, self.exp
         start = time.perf_counter()
         tasks = exp.family.sample_tasks(cfg.outer.meta_batch_size, self.task_rng)
+        settings = AdaptationSettings.training(cfg)
         batches = collect_adaptation(
-            exp.sampler,
-            self.params,
-            tasks,
-            cfg.inner.steps,
-            cfg.inner.rollouts,
-            cfg.inner.fast_lr,
-            cfg.advantage,
-            self.env_rng,
-            self.generator,
+            exp.sampler, self.params, tasks, settings, Streams(self.env_rng, self.generator)
         ).episodes
         sampled = time.perf_counter()
         batch = MetaBatch(tuple(batches[:-1]), batches[-1])
@@ -333,16 +318,9 @@ class Trainer:
 
     def _adaptation(self, tasks: Sequence[Task], which: str) -> AdaptationReport:
         cfg = self.config
-        return evaluate_adaptation(
-            self.exp.sampler,
-            self.params,
-            tasks,
-            cfg.run.eval_steps,
-            cfg.run.eval_rollouts,
-            cfg.inner.fast_lr,
-            cfg.advantage,
-            seed=_eval_seed(cfg.run.seed, self.iteration, which),
-        )
+        # the test set's seed is the one runs used before validation sets
+        seed = derive_seed(cfg.run.seed, self.iteration, EVAL_SALT[which])
+        return evaluate_adaptation(self.exp.sampler, self.params, tasks, AdaptationSettings.evaluation(cfg), seed)
 
     # ------------------------------------------------------------------ side effects
 
@@ -413,12 +391,3 @@ class Trainer:
             print(line, file=self.out, flush=True)
         else:
             bar.write(line, file=self.out)
-
-
-_EVAL_SALT = {"test": 0xE7A1, "valid": 0x7A11D}
-
-
-def _eval_seed(seed: int, iteration: int, which: str) -> int:
-    """The seed of the evaluation of task set ``which`` at ``iteration`` (independent of the training
-    streams and of the other set's; the test set's is the one runs used before validation sets)."""
-    return int(np.random.SeedSequence([seed, iteration, _EVAL_SALT[which]]).generate_state(1)[0])

@@ -3,36 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
-
-
-def hessian_vector_product_fn(
-    scalar: Tensor, leaves: Sequence[Tensor], damping: float = 0.0
-) -> Callable[[Tensor], Tensor]:
-    """Exact Hessian-vector products of ``scalar`` with respect to ``leaves``.
-
-    The gradient graph is built once here; each product is then one double-backward pass.
-
-    Args:
-        scalar: A 0-d tensor computed from ``leaves`` (kept differentiable to second order).
-        leaves: Tensors the Hessian is taken over, flattened and concatenated in order (``P``).
-        damping: ``λ`` in ``(H + λI) v``.
-
-    Returns:
-        ``v [P] ↦ (H + λI) v [P]``.
-    """
-    grads = torch.autograd.grad(scalar, list(leaves), create_graph=True)
-    flat = torch.cat([g.reshape(-1) for g in grads])
-
-    def product(v: Tensor) -> Tensor:
-        hv = torch.autograd.grad(flat @ v, list(leaves), retain_graph=True)
-        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
-
-    return product
 
 
 class CGResult(NamedTuple):

@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import imageio.v2 as imageio
 import numpy as np
@@ -31,12 +31,12 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from metarl.adaptation import collect_adaptation, seeded_streams
 from metarl.checkpoint import Checkpoint
 from metarl.envs.base import RenderableBatchEnv, Task, TaskFamily, render_fps
 from metarl.episodes import Episodes
-from metarl.experiment import Experiment
+from metarl.experiment import Experiment, load_experiment
 from metarl.policies import GaussianMLPPolicy, Params
+from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation
 from metarl.samplers import RolloutNoise, StepView, rollout, torch_threads
 
 HEADER = 48  # caption rows above each panel (pixels); with a panel side of a multiple of 16, frames suit the encoder
@@ -101,79 +101,96 @@ def step_label(steps: int) -> str:
     return f"after {steps} step{'s' if steps != 1 else ''}"
 
 
+class CheckpointVideo(NamedTuple):
+    """What :func:`render_checkpoint` showed and wrote.
+
+    Attributes:
+        family: The family's name.
+        task: The task every panel acts on.
+        recording: The files and each panel's score.
+    """
+
+    family: str
+    task: Task
+    recording: Recording
+
+
 def render_checkpoint(
-    exp: Experiment,
-    ckpt: Checkpoint,
-    task: Task | None,
-    steps: Sequence[int] | None,
-    out: Path,
+    path: Path,
+    task: str | Task | None = None,
+    steps: Sequence[int] | None = None,
+    out: Path | None = None,
     *,
     rollouts: int | None = None,
     seed: int = 0,
     size: int = 480,
     gif: bool = True,
     progress: bool = False,
-) -> tuple[Task, Recording]:
+) -> CheckpointVideo:
     """``metarl render``: the policy of a checkpoint before and after adapting to a task.
 
     A meta-trained checkpoint is adapted first (``max(steps)`` gradient steps of ``rollouts``
-    rollouts, the run's ``inner.rollouts`` by default, from :func:`seeded_streams(seed)
-    <metarl.adaptation.seeded_streams>`); an adapted checkpoint (``metarl adapt --save``) is shown
-    as it was adapted, without adapting again. The sampler of ``exp`` is closed afterwards.
+    rollouts, the run's ``inner.rollouts`` by default, from :meth:`Streams.from_seed(seed)
+    <metarl.rollouts.Streams.from_seed>`); an adapted checkpoint (``metarl adapt --save``) is shown
+    as it was adapted, without adapting again.
 
     Args:
-        exp: The experiment of the checkpoint (:func:`metarl.experiment.load_experiment`).
-        ckpt: The checkpoint.
-        task: The task; None for the adapted checkpoint's own, or the first held-out task.
+        path: The checkpoint.
+        task: The task, or what a user typed for it; None for the adapted checkpoint's own, or
+            the family's first held-out task.
         steps: Step counts, one panel each; None for ``0, 1`` (an adapted checkpoint: ``0, K``).
-        out: The mp4 path; see :func:`render_adaptation` for the rest.
-
-    Returns:
-        The task shown and the recording.
+        out: The mp4 path (default ``videos/<family>-<time>.mp4``); see :func:`render_adaptation`
+            for the rest.
 
     Raises:
+        CheckpointError, ConfigError, TaskError: A checkpoint, configuration or task that cannot
+            be used (one line).
         RenderError: An adapted checkpoint asked for another task or for more steps than it holds.
+        OSError: The video cannot be written (nothing is left behind).
     """
-    config, family = exp.config, exp.family
+    exp, ckpt = load_experiment(path)
     try:
-        record = ckpt.adaptation
-        if record is not None:
-            own = family.task_from_dict(record.task)
-            if task is not None and task != own:
-                raise RenderError(
-                    f"the checkpoint is adapted to {own.to_string()!r}, not {task.to_string()!r}; "
-                    f"render the checkpoint it came from ({record.source}) to adapt to another task"
-                )
-            task = own
-            steps = list(steps) if steps is not None else sorted({0, record.steps})
-            if max(steps) > record.steps:
-                raise RenderError(
-                    f"the checkpoint holds the policy after 0..{record.steps} steps, not {max(steps)}; "
-                    f"render the checkpoint it came from ({record.source}) to adapt further"
-                )
-            step_params = list(record.step_params)
-        else:
-            task = task if task is not None else family.test_tasks()[0]
-            steps = list(steps) if steps is not None else [0, 1]
-            rng, generator = seeded_streams(seed)
-            adaptation = collect_adaptation(
-                exp.sampler,
-                ckpt.params,
-                [task],
-                max(steps),
-                rollouts or config.inner.rollouts,
-                config.inner.fast_lr,
-                config.advantage,
-                rng,
-                generator,
-            )
-            step_params = adaptation.task_params(0)
+        chosen = exp.family.load_task(task) if isinstance(task, str) else task
+        chosen, steps, step_params = _checkpoint_steps(exp, ckpt, chosen, steps, rollouts, seed)
     finally:
         exp.sampler.close()
+    out = out or Path("videos") / f"{exp.family.name}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
     recording = render_adaptation(
-        family, exp.policy, task, step_params, steps, out, seed=seed, size=size, gif=gif, progress=progress
+        exp.family, exp.policy, chosen, step_params, steps, out, seed=seed, size=size, gif=gif, progress=progress
     )
-    return task, recording
+    return CheckpointVideo(exp.family.name, chosen, recording)
+
+
+def _checkpoint_steps(
+    exp: Experiment,
+    ckpt: Checkpoint,
+    task: Task | None,
+    steps: Sequence[int] | None,
+    rollouts: int | None,
+    seed: int,
+) -> tuple[Task, list[int], list[Params]]:
+    """The task, the step counts and the parameters after 0..K steps that a checkpoint's video shows."""
+    config, family = exp.config, exp.family
+    record = ckpt.adaptation
+    if record is None:
+        task = task if task is not None else family.test_tasks()[0]
+        steps = list(steps) if steps is not None else [0, 1]
+        settings = AdaptationSettings.evaluation(config, max(steps), rollouts or config.inner.rollouts)
+        adaptation = collect_adaptation(exp.sampler, ckpt.params, [task], settings, Streams.from_seed(seed))
+        return task, steps, adaptation.task_params(0)
+    own = family.task_from_dict(record.task)
+    if task is not None and task != own:
+        raise RenderError(
+            f"the checkpoint is adapted to {own.to_string()!r}, not {task.to_string()!r}; "
+            f"render the checkpoint it came from ({record.source}) to adapt to another task"
+        )
+    steps = list(steps) if steps is not None else sorted({0, record.steps})
+    if max(steps) > record.steps:
+        raise RenderError(
+            f"the checkpoint holds the policy after 0..{record.steps} steps, not {max(steps)}; "
+            f"render the checkpoint it came from ({record.source}) to adapt further"
+        )
+    return own, steps, list(record.step_params)
 
 
 def render_adaptation(
@@ -197,7 +214,7 @@ def render_adaptation(
         policy: Architecture.
         task: The task every panel acts on (the one adapted to).
         step_params: Unbatched parameters after 0, 1, …, K gradient steps, from
-            :meth:`Adaptation.task_params <metarl.adaptation.Adaptation.task_params>` or an
+            :meth:`Adaptation.task_params <metarl.rollouts.Adaptation.task_params>` or an
             adapted checkpoint's :class:`~metarl.checkpoint.AdaptationRecord`.
         steps: The step counts to show, left to right, each at most K.
         out: The mp4 path.

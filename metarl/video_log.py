@@ -22,11 +22,11 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
-from metarl.adaptation import collect_adaptation, seeded_streams
 from metarl.config import Config
 from metarl.experiment import Experiment
 from metarl.logger import RunLogger
 from metarl.policies import Params
+from metarl.rollouts import VIDEO_SALT, AdaptationSettings, Streams, collect_adaptation, derive_seed
 from metarl.video import Recording, render_adaptation
 
 PANEL_SIZE = 320  # pixels: two panels and their captions make a 640 x 368 video
@@ -89,17 +89,14 @@ class EvaluationVideos:
         cfg = self.config
         task = exp.family.test_tasks()[0]
         seed = video_seed(cfg.run.seed, iteration)
-        rng, generator = seeded_streams(seed)
-        steps = cfg.run.eval_steps
-        adaptation = collect_adaptation(
-            exp.sampler, params, [task], steps, cfg.run.eval_rollouts, cfg.inner.fast_lr, cfg.advantage, rng, generator
-        )
+        settings = AdaptationSettings.evaluation(cfg)
+        adaptation = collect_adaptation(exp.sampler, params, [task], settings, Streams.from_seed(seed))
         return render_adaptation(
             exp.family,
             exp.policy,
             task,
             adaptation.task_params(0),
-            sorted({0, steps}),
+            sorted({0, settings.steps}),
             video_path(self.run_dir, iteration),
             seed=seed,
             size=PANEL_SIZE,
@@ -133,7 +130,7 @@ class EvaluationVideos:
 
 def video_seed(seed: int, iteration: int) -> int:
     """The seed of the video at ``iteration`` (independent of the training and evaluation streams)."""
-    return int(np.random.SeedSequence([seed, iteration, 0x51DE0]).generate_state(1)[0])
+    return derive_seed(seed, iteration, VIDEO_SALT)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

@@ -1,8 +1,11 @@
-"""Small synthetic batches for the maths tests (no environment needed)."""
+"""Small synthetic batches for the maths tests (no environment needed), and the double-backward reference."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
+from torch import Tensor
 
 from metarl.episodes import Episodes
 from metarl.maml import MetaBatch
@@ -41,3 +44,31 @@ def random_episodes(n: int = 3, t: int = 5, r: int = 4, seed: int = 0, *, early_
 def random_meta_batch(steps: int = 1, n: int = 3, seed: int = 0) -> MetaBatch:
     supports = tuple(random_episodes(n=n, seed=seed + k) for k in range(steps))
     return MetaBatch(supports, random_episodes(n=n, seed=seed + 50))
+
+
+def hessian_vector_product_fn(
+    scalar: Tensor, leaves: Sequence[Tensor], damping: float = 0.0
+) -> Callable[[Tensor], Tensor]:
+    """Exact Hessian-vector products of ``scalar`` with respect to ``leaves``, by double backpropagation.
+
+    The reference the written-out curvature (:mod:`metarl.curvature`) is tested against; the package
+    itself never walks a retained graph twice.
+
+    The gradient graph is built once here; each product is then one double-backward pass.
+
+    Args:
+        scalar: A 0-d tensor computed from ``leaves`` (kept differentiable to second order).
+        leaves: Tensors the Hessian is taken over, flattened and concatenated in order (``P``).
+        damping: ``λ`` in ``(H + λI) v``.
+
+    Returns:
+        ``v [P] ↦ (H + λI) v [P]``.
+    """
+    grads = torch.autograd.grad(scalar, list(leaves), create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+
+    def product(v: Tensor) -> Tensor:
+        hv = torch.autograd.grad(flat @ v, list(leaves), retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+
+    return product

@@ -176,7 +176,7 @@ def test_test_tasks_are_fixed_and_held_out(family: TaskFamily) -> None:
     test = family.test_tasks()
     assert test and test == envs.make_family(family.name).test_tasks()
     train = family.sample_tasks(500, np.random.default_rng(0))
-    if getattr(family, "test_tasks_held_out", True):
+    if family.test_tasks_held_out:
         assert not set(map(repr, train)) & set(map(repr, test))
     else:  # a finite task space (e.g. direction ±1): the test set is the whole space
         assert set(map(repr, test)) == set(map(repr, train))

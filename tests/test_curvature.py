@@ -11,12 +11,13 @@ import pytest
 import torch
 from torch import Tensor
 
-from metarl.adaptation import collect_adaptation, inner_loss
+from metarl.adaptation import inner_loss
 from metarl.config import Config, load_config
 from metarl.curvature import score_hessian_product, score_term
 from metarl.experiment import build_experiment
 from metarl.maml import MetaBatch, curvature_product, group_curvature, meta_update, task_groups
 from metarl.policies import GaussianMLPPolicy, Params
+from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation
 from metarl.trpo import conjugate_gradient
 from tests.helpers import random_episodes, tiny_params
 
@@ -63,9 +64,8 @@ def _batch(config: Config, iterations: int) -> tuple[GaussianMLPPolicy, Params, 
     try:
         for k in range(iterations + 1):
             tasks = exp.family.sample_tasks(config.outer.meta_batch_size, rng)
-            episodes = collect_adaptation(
-                exp.sampler, params, tasks, 1, config.inner.rollouts, config.inner.fast_lr, config.advantage, rng, gen
-            ).episodes
+            settings = AdaptationSettings(1, config.inner.rollouts, config.inner.fast_lr, config.advantage)
+            episodes = collect_adaptation(exp.sampler, params, tasks, settings, Streams(rng, gen)).episodes
             batch = MetaBatch((episodes[0],), episodes[1])
             if k < iterations:
                 params, _ = meta_update(exp.policy, params, batch, config.inner, config.outer)

@@ -10,6 +10,7 @@ import pytest
 from metarl.checkpoint import load_checkpoint
 from metarl.config import load_config
 from metarl.evaluate import evaluate_adaptation
+from metarl.rollouts import AdaptationSettings
 from metarl.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ def test_navigation_paper_config_adapts_in_one_step(tmp_path: Path) -> None:
     results = {}
     for name, params in (("final", trainer.params), (f"best.pt (iteration {best.iteration})", best.params)):
         reports = [
-            evaluate_adaptation(exp.sampler, params, tasks, 1, 20, config.inner.fast_lr, config.advantage, seed)
+            evaluate_adaptation(exp.sampler, params, tasks, AdaptationSettings.evaluation(config, 1, 20), seed)
             for seed in range(3)
         ]
         results[name] = (

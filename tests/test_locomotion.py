@@ -152,9 +152,10 @@ def test_ant_contact_forces_are_mujocos_from_mj_step() -> None:
 
 @pytest.mark.parametrize(("name", "env_id"), [("Walker2dParams", "Walker2d-v5"), ("HopperParams", "Hopper-v5")])
 def test_nominal_parameters_match_gymnasium_v5(name: str, env_id: str) -> None:
-    family = _family(name, locomotion.RandParamsFamily, {"terminate_when_unhealthy": False})
-    sizes = family.task_type.sizes
-    nominal = family.task_type(**{k: (1.0,) * n for k, n in sizes.items()})
+    family = _family(name, locomotion.LocomotionFamily, {"terminate_when_unhealthy": False})
+    task_type = {"Walker2dParams": locomotion.Walker2dParamsTask, "HopperParams": locomotion.HopperParamsTask}[name]
+    assert family.task_type is task_type
+    nominal = task_type(**{k: (1.0,) * n for k, n in task_type.sizes.items()})
     batch = family.make_batch_env(1)
     batch.set_tasks([nominal])
     reference = _gym_env(env_id, terminate_when_unhealthy=False)
@@ -279,8 +280,8 @@ def test_ant_goals_lie_in_the_disc() -> None:
 
 def test_random_parameters_change_dynamics_and_keep_derived_constants_consistent() -> None:
     family = _family("Walker2dParams", locomotion.Walker2dParams)
-    sizes = family.task_type.sizes
-    nominal = family.task_type(**{k: (1.0,) * n for k, n in sizes.items()})
+    sizes = locomotion.Walker2dParamsTask.sizes
+    nominal = locomotion.Walker2dParamsTask(**{k: (1.0,) * n for k, n in sizes.items()})
     scaled = _of_type(family.sample_tasks(1, np.random.default_rng(0)), locomotion.RandParamsTask)[0]
     batch = family.make_batch_env(2)
     batch.set_tasks([nominal, scaled])

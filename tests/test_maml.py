@@ -25,8 +25,7 @@ from metarl.maml import (
     trpo_meta_update,
 )
 from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, params_to_vector, vector_to_params
-from metarl.trpo import hessian_vector_product_fn
-from tests.helpers import random_meta_batch, tiny_params, tiny_policy
+from tests.helpers import hessian_vector_product_fn, random_meta_batch, tiny_params, tiny_policy
 
 INNER = InnerConfig(fast_lr=0.3)
 Algorithm = Literal["maml_trpo", "fomaml", "reptile"]

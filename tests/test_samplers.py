@@ -10,8 +10,9 @@ from metarl.config import ConfigError, load_config
 from metarl.envs.base import StepResult
 from metarl.envs.registry import family_names, make_family
 from metarl.episodes import Episodes
+from metarl.experiment import make_sampler
 from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, stack_params
-from metarl.samplers import BatchSampler, StepView, draw_noise, make_sampler, rollout
+from metarl.samplers import BatchSampler, StepView, draw_noise, rollout
 
 HORIZON = 25
 TASKS, ROLLOUTS = 2, 2

@@ -92,7 +92,7 @@ from gymnasium import spaces
 from metarl.envs.base import FamilyEnv, StepResult, Task, TaskError, check_finite_range, describe_range
 from metarl.envs.grasping import physics, scene
 from metarl.envs.grasping.objects import ObjectSpec, load_object
-from metarl.envs.mujoco_batch import quiet_mujoco_log
+from metarl.envs.mujoco_batch import PhysicsBatch, quiet_mujoco_log
 
 MOVE_STEP = 0.04  # m: the hand's target moves at most this far per control step along each axis
 REACH = 0.1  # m: the commanded pinch point's x, y from the tracked point at action ±1
@@ -171,6 +171,7 @@ class GraspObject:
 
     name: ClassVar[str] = "GraspObject"
     has_success: ClassVar[bool] = True
+    test_tasks_held_out: ClassVar[bool] = True
 
     def __init__(self, options: GraspOptions | None = None):
         self.options = options or GraspOptions()
@@ -529,6 +530,10 @@ class GraspBatchEnv:
         if self._t < self.options.horizon:
             success = np.zeros_like(success)
         return terms, success
+
+    def physics_batch(self) -> PhysicsBatch | None:
+        """The batch the scenes step in (see :class:`~metarl.envs.base.SimulatedBatchEnv`)."""
+        return self._sim.physics_batch()
 
     @property
     def physics(self) -> physics.GraspPhysics:

@@ -171,6 +171,10 @@ class GraspPhysics:
         self._state = self._read()
         return unstable
 
+    def physics_batch(self) -> PhysicsBatch | None:
+        """The batch of the current models; None before the first :meth:`set_models`."""
+        return self._physics
+
     @property
     def batch(self) -> mujoco.batch.Batch:
         """The ``mujoco.batch.Batch`` (bound arrays such as ``batch.bind("qvel")`` are live)."""
