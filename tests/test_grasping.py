@@ -401,3 +401,50 @@ def test_bad_yaml_raises_one_line(tmp_path: Path) -> None:
     with pytest.raises(TaskError) as err:
         load_object(file)
     assert "\n" not in str(err.value) and "YAML" in str(err.value)
+
+
+def _record(family: GraspObject, tasks: Sequence[Task], controller: ctl.Controller) -> tuple[np.ndarray, np.ndarray]:
+    """``[N, T, 1, obs]`` observations before each action and ``[N, T, 1]`` masks of one episode per task."""
+    env = family.make_batch_env(len(tasks))
+    try:
+        env.set_tasks(tasks)
+        obs = env.reset([np.random.default_rng([7, i]) for i in range(len(tasks))])
+        seen = []
+        for t in range(family.horizon):
+            seen.append(obs)
+            obs = env.step(controller(obs, t)).obs
+    finally:
+        env.close()
+    return np.stack(seen, axis=1)[:, :, None], np.ones((len(tasks), family.horizon, 1))
+
+
+def test_pinch_offsets_read_where_the_fingers_closed_from_the_observations(family: GraspObject) -> None:
+    from metarl.envs.grasping.diagnostics import pinch_offsets, pinch_stats
+
+    # Objects turned either way, their mass at either end: a plan pinching 3 cm towards +x of the
+    # object frame (world offset flipped for yaw 180) must read +3 cm minus the com, within the
+    # few millimetres the fingers slide while closing.
+    coms = (-0.04, 0.0, 0.03, 0.05)
+    tasks = [
+        family.parse_task(f"box length=0.2 width=0.03 height=0.04 mass=0.2 com={c} yaw={y}")
+        for c in coms
+        for y in (0, 180)
+    ]
+    world = np.array([0.03 if t.object.yaw == 0 else -0.03 for t in tasks])
+    plan = ctl.PinchPlan(
+        world, np.full(len(tasks), ctl.com_plan([t.object for t in tasks]).height), np.ones(len(tasks))
+    )
+    obs, masks = _record(family, tasks, ctl.PlanController(plan))
+    offsets = pinch_offsets(tasks, obs, masks)[:, 0]
+    expected = np.array([0.03 - t.object.com[0] for t in tasks])
+    assert np.abs(offsets - expected).max() < 0.005, (offsets, expected)
+    stats = pinch_stats(tasks, offsets[:, None])
+    assert stats.grasped == 1.0
+    assert stats.abs_offset == pytest.approx(np.abs(expected).mean(), abs=0.005)
+    assert abs(stats.com_corr) < 0.5  # one pinch point for every object: it does not follow the mass
+    # The oracle pinches at each centre of mass: its pinch follows the mass (correlation near 1).
+    obs, masks = _record(family, tasks, ctl.PlanController(ctl.com_plan([t.object for t in tasks])))
+    oracle = pinch_stats(tasks, pinch_offsets(tasks, obs, masks))
+    assert oracle.abs_offset < 0.005 and oracle.com_corr > 0.95
+    # Never touched: NaN, left out of the statistics.
+    assert np.isnan(pinch_offsets(tasks[:1], np.zeros((1, 3, 2, OBS_DIM)), np.ones((1, 3, 2)))).all()
