@@ -157,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--out", type=Path, help="mp4 path (default: videos/<family>-<time>.mp4)")
     render.add_argument("--no-gif", action="store_true", help="do not write the small GIF beside the mp4")
+    render.add_argument(
+        "--explore",
+        action="store_true",
+        help="act with the policy's action noise, as in training and evaluation (the same draws in every "
+        "panel), instead of its mean action",
+    )
 
     bench = sub.add_parser("bench", help="sampler throughput vs physics limit, update vs sampling time")
     bench.add_argument("--config", help="experiment YAML (default: experiments/<family>.yaml if present)")
@@ -386,6 +392,7 @@ def _render(args: argparse.Namespace) -> int:
             size=args.size,
             gif=not args.no_gif,
             progress=sys.stderr.isatty(),
+            explore=args.explore,
         )
     except RenderError as err:
         raise CliError(str(err)) from None

@@ -1,8 +1,9 @@
 """Adaptation videos: one panel per number of gradient steps, side by side, on the same task.
 
 Every panel acts in one batched environment of copies of the task, all reset from the same
-seed (the same start state), with its policy's mean actions (no exploration noise), so the
-difference on screen is the adaptation alone. The episodes run through the sampler's own
+seed (the same start state), with its policy's mean actions (no exploration noise; with
+``explore``, the same noise draws in every panel), so the difference on screen is the adaptation
+alone. The episodes run through the sampler's own
 :func:`~metarl.samplers.rollout`, whose observer draws a frame after the reset and after every
 step. Each panel is captioned with its number of steps, its running return, a success marker
 where the family has one, and the task.
@@ -36,7 +37,7 @@ from metarl.envs.base import RenderableBatchEnv, Task, TaskFamily, render_fps
 from metarl.episodes import Episodes
 from metarl.experiment import Experiment, load_experiment
 from metarl.policies import GaussianMLPPolicy, Params
-from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation
+from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation, derive_seed
 from metarl.samplers import RolloutNoise, StepView, rollout, torch_threads
 
 HEADER = 48  # caption rows above each panel (pixels); with a panel side of a multiple of 16, frames suit the encoder
@@ -45,6 +46,7 @@ GIF_MAX_FPS = 10
 PREVIEW_FRAMES = 5
 MAX_PANELS = 6
 _FONT_SIZE = 13
+_EXPLORE_SALT = 0xE8F10  # key of the action noise of an exploring video
 _SUCCESS = (20, 140, 50)
 _MUTED = (110, 110, 110)
 
@@ -126,6 +128,7 @@ def render_checkpoint(
     size: int = 480,
     gif: bool = True,
     progress: bool = False,
+    explore: bool = False,
 ) -> CheckpointVideo:
     """``metarl render``: the policy of a checkpoint before and after adapting to a task.
 
@@ -156,7 +159,17 @@ def render_checkpoint(
         exp.sampler.close()
     out = out or Path("videos") / f"{exp.family.name}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
     recording = render_adaptation(
-        exp.family, exp.policy, chosen, step_params, steps, out, seed=seed, size=size, gif=gif, progress=progress
+        exp.family,
+        exp.policy,
+        chosen,
+        step_params,
+        steps,
+        out,
+        seed=seed,
+        size=size,
+        gif=gif,
+        progress=progress,
+        explore=explore,
     )
     return CheckpointVideo(exp.family.name, chosen, recording)
 
@@ -205,6 +218,7 @@ def render_adaptation(
     size: int = 480,
     gif: bool = True,
     progress: bool = False,
+    explore: bool = False,
 ) -> Recording:
     """Renders the policy after each of ``steps`` gradient steps, one panel each, into ``out``.
 
@@ -222,6 +236,9 @@ def render_adaptation(
         size: Side of each square panel (pixels, a multiple of 16).
         gif: Also write ``out`` with suffix ``.gif``.
         progress: Show a progress bar of the frames drawn.
+        explore: Act as the policy acts in training and in evaluations, with its own action
+            noise (the same standard-normal draws from ``seed`` in every panel, scaled by each
+            panel's std), instead of its mean action.
 
     Raises:
         ValueError: A step count beyond K, or a family that cannot render.
@@ -231,7 +248,9 @@ def render_adaptation(
         if not 0 <= k < len(step_params):
             raise ValueError(f"step {k} is not available; allowed: 0..{len(step_params) - 1}")
     panels = [Panel(step_label(k), step_params[k]) for k in steps]
-    return render_panels(family, policy, task, panels, out, seed=seed, size=size, gif=gif, progress=progress)
+    return render_panels(
+        family, policy, task, panels, out, seed=seed, size=size, gif=gif, progress=progress, explore=explore
+    )
 
 
 def render_panels(
@@ -245,6 +264,7 @@ def render_panels(
     size: int = 480,
     gif: bool = True,
     progress: bool = False,
+    explore: bool = False,
 ) -> Recording:
     """Rolls out every panel's policy on ``task`` from one start state and writes the video.
 
@@ -261,7 +281,7 @@ def render_panels(
             raise ValueError(f"{family.name} has no renderer")
         writer = _VideoFiles(out, render_fps(family.control_dt), gif)
         try:
-            episodes = _record(env, family, policy, task, panels, seed, size, writer, progress)
+            episodes = _record(env, family, policy, task, panels, seed, size, writer, progress, explore)
             paths = writer.finish()
         except BaseException:
             writer.abort()
@@ -293,14 +313,18 @@ def _record(
     size: int,
     writer: _VideoFiles,
     progress: bool,
+    explore: bool,
 ) -> Episodes:
-    """Runs the sampler's rollout with mean actions, drawing every state into ``writer``; returns the episodes."""
+    """Runs the sampler's rollout (mean actions unless ``explore``), drawing every state into ``writer``;
+    returns the episodes."""
     n, horizon = len(panels), family.horizon
     params = {k: torch.stack([p.params[k].detach() for p in panels]) for k in panels[0].params}
     dtype = params["log_std"].dtype
-    draws = RolloutNoise(  # one seed for every panel: the same start state; zero noise: the mean action
-        seeds=np.full((n, 1), seed, dtype=np.int64),
-        noise=torch.zeros(horizon, n, 1, policy.act_dim, dtype=dtype),
+    noise = torch.zeros(horizon, 1, 1, policy.act_dim, dtype=dtype)  # zero noise: the mean action
+    if explore:  # the same draws in every panel, so panels differ only by their policies
+        noise.normal_(generator=torch.Generator().manual_seed(derive_seed(seed, _EXPLORE_SALT)))
+    draws = RolloutNoise(  # one seed for every panel: the same start state
+        seeds=np.full((n, 1), seed, dtype=np.int64), noise=noise.expand(horizon, n, 1, policy.act_dim).contiguous()
     )
     captions = _Captions([p.label for p in panels], task.to_string(), size, family.has_success)
     totals = np.zeros(n)

@@ -90,6 +90,24 @@ def test_panels_start_from_one_state_and_differ_by_their_policy(tmp_path: Path) 
 
 
 @pytest.mark.render
+def test_an_exploring_video_draws_the_same_noise_in_every_panel_and_differs_from_the_mean(tmp_path: Path) -> None:
+    family = make_family("GraspObject", {"horizon": 6})
+    policy = GaussianMLPPolicy(family.observation_space.shape[0], family.action_space.shape[0], (8,), init_std=0.5)
+    a = policy.init_params(torch.Generator().manual_seed(0))
+    panels = [Panel("a", a), Panel("a again", a)]
+    task = family.test_tasks()[0]
+
+    def returns(explore: bool, seed: int) -> tuple[float, ...]:
+        out = tmp_path / f"{explore}-{seed}.mp4"
+        return render_panels(family, policy, task, panels, out, seed=seed, size=32, gif=False, explore=explore).returns
+
+    noisy = returns(True, 5)
+    assert noisy[0] == noisy[1]  # one set of draws for every panel
+    assert noisy == returns(True, 5)  # from the seed
+    assert noisy != returns(True, 6) and noisy != returns(False, 5)  # other draws; the mean action
+
+
+@pytest.mark.render
 @pytest.mark.parametrize("name", family_names())
 def test_every_family_renders_a_video(name: str, tmp_path: Path) -> None:
     options = family_spec(name).options_type.__dataclass_fields__
