@@ -308,7 +308,8 @@ def _train(args: argparse.Namespace) -> int:
             f"held-out test tasks after {summary.iteration} iterations: return {steps[0].return_mean:.2f} before "
             f"adaptation, {steps[-1].return_mean:.2f} after {steps[-1].step} gradient step(s)"
         )
-        print(f"checkpoint: {trainer.run_dir / 'checkpoints' / 'final.pt'}")
+        finished = summary.iteration >= trainer.config.run.iterations  # else stopped early: latest.pt
+        print(f"checkpoint: {trainer.run_dir / 'checkpoints' / ('final.pt' if finished else 'latest.pt')}")
     return summary.exit_code
 
 
