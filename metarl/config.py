@@ -74,6 +74,9 @@ class PolicyConfig:
     hidden_sizes: tuple[int, ...] = param((100, 100), "widths of the tanh hidden layers", low=1)
     init_std: float = param(1.0, "initial standard deviation of the action noise", low=0, low_open=True)
     min_std: float = param(1e-6, "lower bound on the standard deviation", low=0, low_open=True)
+    init_from: str = param(
+        "", "checkpoint whose parameters a new run starts from (a warm start, e.g. with more inner steps); '': random"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

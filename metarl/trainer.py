@@ -53,7 +53,7 @@ from metarl.experiment import build_experiment, check_architecture, saved_config
 from metarl.logger import RunLogger, read_progress
 from metarl.maml import MetaBatch, meta_update
 from metarl.plots import plot_adaptation, plot_learning_curve
-from metarl.policies import Params
+from metarl.policies import GaussianMLPPolicy, Params
 from metarl.rollouts import EVAL_SALT, AdaptationSettings, Streams, collect_adaptation, derive_seed
 from metarl.video_log import EvaluationVideos
 
@@ -89,6 +89,17 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def _warm_start(path: Path, policy: GaussianMLPPolicy) -> Params:
+    """The parameters of the checkpoint at ``path`` (``policy.init_from``), checked against ``policy``.
+
+    Raises:
+        CheckpointError: A missing, corrupt or foreign file, or parameters of another shape (one line).
+    """
+    checkpoint = load_checkpoint(path)
+    check_architecture(checkpoint, policy, path)
+    return {k: v.detach().clone() for k, v in checkpoint.params.items()}
+
+
 class Trainer:
     """Owns a run directory and the state of one meta-training run.
 
@@ -115,7 +126,9 @@ class Trainer:
             self.task_rng = np.random.default_rng(task_seq)
             self.env_rng = np.random.default_rng(env_seq)
             self.generator = torch.Generator().manual_seed(int(torch_seq.generate_state(1, np.uint64)[0]))
-            self.params: Params = self.exp.policy.init_params(self.generator)
+            self.params: Params = self.exp.policy.init_params(self.generator)  # drawn either way: same streams
+            if config.policy.init_from:
+                self.params = _warm_start(Path(config.policy.init_from), self.exp.policy)
             self.iteration = 0
             self.best_validation = -math.inf
         else:

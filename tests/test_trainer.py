@@ -275,6 +275,36 @@ def test_resume_extends_a_finished_run(reference_run: Path, tmp_path: Path) -> N
     assert load_config(run_dir / "config.yaml").run.iterations == 8
 
 
+def test_a_warm_start_begins_at_the_checkpoint_and_a_foreign_one_is_refused(
+    reference_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``policy.init_from``: a new run (here with two inner steps) starts from a trained checkpoint."""
+    source = reference_run / "checkpoints" / "iter_000004.pt"
+    run_dir = tmp_path / "warm"
+    assert train(run_dir, [*SMALL, "run.iterations=2", "inner.steps=2", f"policy.init_from={source}"]) == 0
+    config = load_config(run_dir / "config.yaml")
+    assert config.policy.init_from == str(source)  # recorded with the run
+    start = Trainer(tmp_path / "unused", config, None, quiet=True)  # the parameters before iteration 1
+    start.exp.sampler.close()
+    origin = load_checkpoint(source).params
+    assert all(torch.equal(start.params[k], origin[k]) for k in origin)
+    trained = load_checkpoint(run_dir / "checkpoints" / "final.pt").params
+    assert any(not torch.equal(trained[k], origin[k]) for k in origin)  # it trained on from there
+    # The same run from a random start differs from the first iteration on.
+    cold = tmp_path / "cold"
+    assert train(cold, [*SMALL, "run.iterations=2", "inner.steps=2"]) == 0
+    assert progress_cells(cold)[0]["adapt/pre_return"] != progress_cells(run_dir)[0]["adapt/pre_return"]
+    capsys.readouterr()
+    # Another architecture: one line, exit 2, no run directory.
+    bad = tmp_path / "bad"
+    assert train(bad, [*SMALL, "policy.hidden_sizes=[16]", f"policy.init_from={source}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(source) in err
+    assert not bad.exists()
+    assert train(bad, [*SMALL, f"policy.init_from={tmp_path / 'nothing.pt'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err and not bad.exists()
+
+
 def test_a_run_from_before_validation_sets_resumes(reference_run: Path, tmp_path: Path) -> None:
     """Old checkpoints (best.pt chosen on the test tasks, ``best_eval``) and ``eval/*`` columns still resume:
     the old test numbers move to ``test/*`` and the next evaluation chooses best.pt on the validation tasks."""
