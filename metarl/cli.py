@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -99,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
                 metavar="JSON",
                 help="curves to draw beside this checkpoint's on one PNG: `metarl baseline --out` files (same "
                 "family, tasks and rollouts) or other `evaluate --json` outputs",
+            )
+            p.add_argument(
+                "--fast-lr",
+                type=float,
+                help="inner step size instead of the run's inner.fast_lr (e.g. to fine-tune a policy trained "
+                "without inner steps with the step that suits it)",
             )
             p.add_argument(
                 "--plot",
@@ -321,9 +328,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise CliError(f"--tasks={args.tasks!r} is not allowed; allowed: test, valid, train or a number N")
     if args.plot is not None and args.plot.suffix != ".png":
         raise CliError(f"--plot={str(args.plot)!r} must end in .png")
+    if args.fast_lr is not None and not (math.isfinite(args.fast_lr) and args.fast_lr > 0):
+        raise CliError(f"--fast-lr={args.fast_lr} is out of range; allowed: a number above 0")
     try:
         curves = compare_checkpoint(
-            args.checkpoint, args.compare, args.tasks, steps=args.steps, rollouts=args.rollouts, seed=args.seed
+            args.checkpoint,
+            args.compare,
+            args.tasks,
+            steps=args.steps,
+            rollouts=args.rollouts,
+            seed=args.seed,
+            fast_lr=args.fast_lr,
         )
     except ReportError as err:
         raise CliError(str(err)) from None

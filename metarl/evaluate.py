@@ -296,7 +296,13 @@ def task_set(family: TaskFamily, which: str, config: Config) -> list[Task]:
 
 
 def evaluate_checkpoint(
-    path: Path, tasks: str | None = None, *, steps: int = 3, rollouts: int | None = None, seed: int = 0
+    path: Path,
+    tasks: str | None = None,
+    *,
+    steps: int = 3,
+    rollouts: int | None = None,
+    seed: int = 0,
+    fast_lr: float | None = None,
 ) -> AdaptationReport:
     """``metarl evaluate``: the adaptation curve of a checkpoint.
 
@@ -306,12 +312,13 @@ def evaluate_checkpoint(
         steps: Gradient steps ``K``.
         rollouts: Rollouts per task per step (default: the run's ``inner.rollouts``).
         seed: Seed of the rollouts.
+        fast_lr: Inner step size (default: the run's ``inner.fast_lr``).
 
     Raises:
         CheckpointError, ConfigError, TaskError: A checkpoint, configuration or task set that
             cannot be used (one line).
     """
-    return compare_checkpoint(path, (), tasks, steps=steps, rollouts=rollouts, seed=seed)[0].report
+    return compare_checkpoint(path, (), tasks, steps=steps, rollouts=rollouts, seed=seed, fast_lr=fast_lr)[0].report
 
 
 def compare_checkpoint(
@@ -322,11 +329,13 @@ def compare_checkpoint(
     steps: int = 3,
     rollouts: int | None = None,
     seed: int = 0,
+    fast_lr: float | None = None,
 ) -> tuple[Curve, ...]:
     """``metarl evaluate --compare``: a checkpoint's adaptation curve and the curves to draw beside it.
 
     Args:
-        path: As :func:`evaluate_checkpoint`'s, and so are ``tasks``, ``steps``, ``rollouts``, ``seed``.
+        path: As :func:`evaluate_checkpoint`'s, and so are ``tasks``, ``steps``, ``rollouts``,
+            ``seed`` and ``fast_lr``.
         compare: JSON curves (``metarl evaluate --json``, ``metarl baseline --out``); each is
             checked to be of the same family, tasks and budget before anything is rolled out.
 
@@ -345,6 +354,8 @@ def compare_checkpoint(
         else:
             chosen = task_set(exp.family, tasks or "test", exp.config)
         settings = AdaptationSettings.evaluation(exp.config, steps, rollouts or exp.config.inner.rollouts)
+        if fast_lr is not None:
+            settings = dataclasses.replace(settings, fast_lr=fast_lr)
         horizon = exp.family.horizon
         for other_path, curve in zip(compare, others, strict=True):
             check_comparable(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from metarl.checkpoint import load_checkpoint
 from metarl.cli import main
 from metarl.video import HEADER
 
@@ -113,6 +114,23 @@ def test_adapt_bad_input_is_one_line_exit_2(
     code = main(["adapt", str(trained / "checkpoints" / "final.pt"), *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "\n" not in err
+
+
+def test_evaluate_with_another_inner_step_size(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--fast-lr`` replaces the run's step: 0 steps are unchanged, the adapted ones move with it."""
+    ckpt = str(trained / "checkpoints" / "final.pt")
+    args = ["evaluate", ckpt, "--tasks", "2", "--steps", "1", "--rollouts", "2", "--json"]
+    curves = []
+    for extra in ([], ["--fast-lr", "0.1"], ["--fast-lr", "0.5"]):
+        assert main([*args, *extra]) == 0
+        curves.append([s["return_mean"] for s in json.loads(capsys.readouterr().out)["steps"]])
+    run_lr = load_checkpoint(trained / "checkpoints" / "final.pt").config_yaml
+    assert "fast_lr: 0.1" in run_lr and curves[0] == curves[1]  # the run's own step, given or not
+    assert curves[2][0] == curves[0][0] and curves[2][1] != curves[0][1]
+    for bad in ("0", "-1", "nan"):
+        assert main([*args, "--fast-lr", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"--fast-lr={float(bad)} is out of range" in err and "\n" not in err
 
 
 def test_evaluate_bad_tasks_choice(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
