@@ -3,6 +3,11 @@
 Errors in what the user typed (config, task, checkpoint) print one line and exit with 2;
 a run that cannot go on (disk full) exits with 1; a run stopped by SIGINT/SIGTERM exits with
 130/143 after writing its checkpoint.
+
+The module is past 500 lines because it holds every command's arguments and help text and the
+checks that turn bad input into one line; each command then calls one library function
+(``Trainer``, ``evaluate.compare_checkpoint``, ``evaluate.adapt_checkpoint``,
+``video.render_checkpoint``, ``bench``, ``sb3_baselines.run_baseline``, ...) and prints.
 """
 
 from __future__ import annotations

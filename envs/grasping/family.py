@@ -74,6 +74,11 @@ hand x, y in ±3 cm, height in ±1 cm around 9 cm above the table.
 Version history: v0, first version (any-shape objects, yaw, full object pose observed, 50 Hz);
 v1, long objects whose centre of mass is the task, observation without the object's pose,
 12.5 Hz.
+
+The module is past 500 lines because the family and its batch env are one contract (the task, its
+options, the action, observation, reward and success read together); the scene, the physics, the
+objects and the scripted controllers are already apart. :class:`ModelCache` is the part to move
+into a module of its own when it grows.
 """
 
 from __future__ import annotations
