@@ -142,6 +142,12 @@ class OuterConfig:
         high=1,
         low_open=True,
     )
+    pre_kl_weight: float = param(
+        0.0,
+        "weight w of the meta-policy's own KL on the first support batch's steps in the trust region "
+        "(KL_post + w KL_pre <= max_kl); 0: the paper's, the adapted policies' KL alone",
+        low=0,
+    )
     step_size: float = param(1.0, "reptile only: fraction of (adapted - initial) applied", low=0, low_open=True)
 
 

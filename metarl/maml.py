@@ -200,6 +200,9 @@ class GroupCurvature(NamedTuple):
             step's Jacobian ``J_k = I − α ∇²L_k`` (empty: first order).
         fast_lr: ``α``.
         kl: The KL's Gauss-Newton term on the query steps, at the adapted parameters.
+        pre_kl: With ``outer.pre_kl_weight`` w > 0: the Gauss-Newton term of w times the
+            meta-policy's own KL on the first support batch's steps (no inner step in between).
+        old_pre: With it: the meta-policy on those steps before the update (``(mean, log_std)``).
     """
 
     old: _OldPolicy
@@ -208,6 +211,8 @@ class GroupCurvature(NamedTuple):
     inner_steps: tuple[ScoreTerm, ...]
     fast_lr: float
     kl: KLTerm
+    pre_kl: KLTerm | None = None
+    old_pre: tuple[Tensor, Tensor] | None = None
 
 
 def group_curvature(
@@ -218,6 +223,7 @@ def group_curvature(
     num_tasks: int,
     *,
     hvp_subsample: float = 1.0,
+    pre_kl_weight: float = 0.0,
 ) -> GroupCurvature:
     """Adapts, then computes the surrogate, the meta-gradient and the curvature terms of one group.
 
@@ -237,6 +243,10 @@ def group_curvature(
         inner: Inner-loop settings (``maml_trpo``: second order; ``fomaml``: ``J_k = I``).
         num_tasks: Tasks of the whole batch (the group weighs ``n / num_tasks`` in every mean).
         hvp_subsample: Fraction of the query steps for the KL's Fisher.
+        pre_kl_weight: ``w`` of the meta-policy's own KL on the first support batch (0: none).
+            The adapted policies' KL alone leaves free the directions of ``θ`` that the inner
+            step undoes on the query steps; those still move the policy that collects the next
+            support rollouts, which the surrogate does not see.
     """
     n = group.query.num_tasks
     current, steps = _adapt(policy, params, group.supports, inner, group.query.num_tasks, keep_steps=True)
@@ -254,6 +264,15 @@ def group_curvature(
         kl = kl_term(policy, current, acts, _step_weights(sub, torch.ones_like(sub.masks), num_tasks))
     else:
         kl = kl_term(policy, current, surrogate.acts, _step_weights(query, torch.ones_like(query.masks), num_tasks))
+    pre_kl, old_pre = None, None
+    if pre_kl_weight > 0.0 and group.supports:
+        support = group.supports[0]
+        theta = stack_params({k: v.detach() for k, v in params.items()}, n)
+        acts = forward(layers_of(policy, theta), _flat(support.obs))
+        weights = pre_kl_weight * _step_weights(support, torch.ones_like(support.masks), num_tasks)
+        pre_kl = kl_term(policy, theta, acts, weights)
+        with torch.no_grad():
+            old_pre = policy.task_distribution(theta, support.obs)
     return GroupCurvature(
         old=old,
         loss=loss,
@@ -261,6 +280,8 @@ def group_curvature(
         inner_steps=tuple(steps),
         fast_lr=inner.fast_lr,
         kl=kl,
+        pre_kl=pre_kl,
+        old_pre=old_pre,
     )
 
 
@@ -324,12 +345,16 @@ def curvature_product(curvature: GroupCurvature, v: Tensor, like: Params) -> Ten
         ``[P]`` (no damping).
     """
     n = curvature.kl.weights.shape[0]
-    u = {k: t.unsqueeze(0).expand(n, *t.shape) for k, t in vector_to_params(v, like).items()}
+    expanded = {k: t.unsqueeze(0).expand(n, *t.shape) for k, t in vector_to_params(v, like).items()}
+    u = expanded
     for term in curvature.inner_steps:
         u = _jacobian_product(term, u, curvature.fast_lr)
     u = kl_gauss_newton_product(curvature.kl, u)
     for term in reversed(curvature.inner_steps):
         u = _jacobian_product(term, u, curvature.fast_lr)
+    if curvature.pre_kl is not None:  # the meta-policy's own KL: its Fisher, no inner step
+        pre = kl_gauss_newton_product(curvature.pre_kl, expanded)
+        u = {k: u[k] + pre[k] for k in u}
     return _sum_tasks(u, like)
 
 
@@ -375,6 +400,7 @@ def trpo_meta_update(
             inner,
             num_tasks,
             hvp_subsample=outer.hvp_subsample,
+            pre_kl_weight=outer.pre_kl_weight,
         )
         for group in groups
     ]
@@ -392,17 +418,24 @@ def trpo_meta_update(
     theta = {k: v.detach() for k, v in params.items()}
     x0 = params_to_vector(theta)
     olds = [c.old for c in curvatures]
+    old_pres = [c.old_pre for c in curvatures]
     del curvatures  # the line search needs none of the cached activations
 
     def evaluate(x: Tensor) -> tuple[float, float]:
         candidate = vector_to_params(x, theta)
         new_loss, new_kl = 0.0, 0.0
         with torch.no_grad():
-            for group, old in zip(groups, olds, strict=True):
+            for group, old, old_pre in zip(groups, olds, old_pres, strict=True):
                 mean, log_std = query_distribution(policy, candidate, group, inner, create_graph=False)
                 share = group.query.num_tasks / num_tasks
                 new_loss += share * surrogate_loss(mean, log_std, old.log_prob, group.query).item()
                 new_kl += share * mean_kl(old.mean, old.log_std, mean, log_std, group.query.masks).item()
+                if old_pre is not None:  # KL_post + w KL_pre, as the curvature has it
+                    support = group.supports[0]
+                    stacked = stack_params(candidate, support.num_tasks)
+                    pre_mean, pre_log_std = policy.task_distribution(stacked, support.obs)
+                    pre = mean_kl(old_pre[0], old_pre[1], pre_mean, pre_log_std, support.masks).item()
+                    new_kl += share * outer.pre_kl_weight * pre
         return new_loss, new_kl
 
     result = backtracking_line_search(

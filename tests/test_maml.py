@@ -24,7 +24,14 @@ from metarl.maml import (
     task_groups,
     trpo_meta_update,
 )
-from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, params_to_vector, vector_to_params
+from metarl.policies import (
+    GaussianMLPPolicy,
+    Params,
+    gaussian_log_prob,
+    params_to_vector,
+    stack_params,
+    vector_to_params,
+)
 from tests.helpers import hessian_vector_product_fn, random_meta_batch, tiny_params, tiny_policy
 
 INNER = InnerConfig(fast_lr=0.3)
@@ -347,3 +354,56 @@ def test_without_inner_steps_the_update_is_plain_trpo_on_the_query() -> None:
     with torch.no_grad():
         assert kl_fn(params_to_vector(new)).item() <= outer.max_kl
         assert loss_fn(params_to_vector(new)).item() == pytest.approx(stats.loss_after, rel=1e-9)
+
+
+def _pre_kl(policy: GaussianMLPPolicy, params: Params, theta: Params, batch: MetaBatch) -> Tensor:
+    """The meta-policy's mean KL on the first support batch, from ``params`` (fixed) to ``theta``."""
+    support = batch.supports[0]
+    n = support.num_tasks
+    with torch.no_grad():
+        old_mean, old_log_std = policy.task_distribution(stack_params(params, n), support.obs)
+    mean, log_std = policy.task_distribution(stack_params(theta, n), support.obs)
+    return mean_kl(old_mean, old_log_std, mean, log_std, support.masks)
+
+
+@pytest.mark.parametrize(("algorithm", "steps"), [("maml_trpo", 1), ("maml_trpo", 2), ("fomaml", 1)])
+def test_curvature_with_the_meta_policy_kl_is_the_hessian_of_the_sum(algorithm: Algorithm, steps: int) -> None:
+    """``outer.pre_kl_weight`` w: the product is the exact Hessian product of KL_post + w KL_pre."""
+    policy = tiny_policy((5, 4))
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=steps, n=4)
+    inner = dataclasses.replace(INNER, algorithm=algorithm)
+    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    mean, log_std = query_distribution(policy, theta, batch, inner, create_graph=algorithm == "maml_trpo")
+    post = mean_kl(mean.detach(), log_std.detach(), mean, log_std, batch.query.masks)
+    w = 0.7
+    total = 0.5 * (post + w * _pre_kl(policy, params, theta, batch))  # the group is 4 of 8 tasks
+    reference = hessian_vector_product_fn(total, list(theta.values()))
+    curvature = group_curvature(policy, params, batch, inner, num_tasks=8, pre_kl_weight=w)
+    without = group_curvature(policy, params, batch, inner, num_tasks=8)
+    gen = torch.Generator().manual_seed(steps)
+    for _ in range(3):
+        v = torch.randn(params_to_vector(params).shape, generator=gen, dtype=torch.float64)
+        torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)
+        assert not torch.allclose(curvature_product(without, v, params), reference(v))  # the term counts
+
+
+def test_the_meta_policy_kl_holds_the_meta_policy_within_the_radius() -> None:
+    """With w > 0 the accepted step keeps KL_post + w KL_pre within ``max_kl``, and the meta-policy
+    (which collects the next support rollouts) moves less than with the adapted policies' KL alone."""
+    policy = tiny_policy()
+    params = tiny_params(policy)
+    batch = random_meta_batch()
+    moved = {}
+    for w in (0.0, 1.0):
+        outer = OuterConfig(max_kl=0.01, pre_kl_weight=w)
+        new, stats = trpo_meta_update(policy, params, batch, INNER, outer)
+        assert stats.accepted and stats.improvement > 0
+        _, kl_fn = _objective(policy, params, batch, INNER)
+        with torch.no_grad():
+            pre = _pre_kl(policy, params, new, batch).item()
+            post = kl_fn(params_to_vector(new)).item()
+        assert post + w * pre <= outer.max_kl + 1e-12
+        assert stats.kl == pytest.approx(post + w * pre, rel=1e-6)
+        moved[w] = pre
+    assert moved[1.0] < moved[0.0]
