@@ -426,7 +426,7 @@ def test_pinch_offsets_read_where_the_fingers_closed_from_the_observations(famil
     # few millimetres the fingers slide while closing.
     coms = (-0.04, 0.0, 0.03, 0.05)
     tasks = [
-        family.parse_task(f"box length=0.2 width=0.03 height=0.04 mass=0.2 com={c} yaw={y}")
+        GraspTask(ObjectSpec.parse(f"box length=0.2 width=0.03 height=0.04 mass=0.2 com={c} yaw={y}"))
         for c in coms
         for y in (0, 180)
     ]
