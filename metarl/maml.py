@@ -271,8 +271,7 @@ def group_curvature(
         acts = forward(layers_of(policy, theta), _flat(support.obs))
         weights = pre_kl_weight * _step_weights(support, torch.ones_like(support.masks), num_tasks)
         pre_kl = kl_term(policy, theta, acts, weights)
-        with torch.no_grad():
-            old_pre = policy.task_distribution(theta, support.obs)
+        old_pre = _query_outputs(acts, pre_kl.head.log_std, support)  # the same forward pass
     return GroupCurvature(
         old=old,
         loss=loss,
