@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from curves_table import over_seeds  # beside this script
+
 from metarl.evaluate import evaluate_checkpoint
 
 
@@ -35,27 +37,16 @@ def main() -> int:
             evaluate_checkpoint(args.checkpoint, args.tasks, steps=args.steps, seed=seed, fast_lr=args.fast_lr)
         )
         seconds.append(time.perf_counter() - start)
-    rows = []
+    rows = over_seeds(reports)
     print(f"{args.checkpoint} on {args.tasks} tasks, seeds {args.seeds}")
     print("step   return (mean ± std over seeds)   success")
-    for k in range(args.steps + 1):
-        returns = [r.steps[k].return_mean for r in reports]
-        rates = [r.steps[k].success_rate for r in reports]
-        row = {
-            "step": k,
-            "return_mean": statistics.fmean(returns),
-            "return_std": statistics.pstdev(returns),
-            "success_mean": None if None in rates else statistics.fmean(r or 0.0 for r in rates),
-            "success_std": None if None in rates else statistics.pstdev(r or 0.0 for r in rates),
-            "env_steps": reports[0].steps[k].env_steps,
-        }
-        rows.append(row)
+    for row in rows:
         success = (
             ""
             if row["success_mean"] is None
             else f"{100 * row['success_mean']:5.1f} ± {100 * row['success_std']:4.1f} %"
         )
-        print(f"{k:4d}   {row['return_mean']:9.2f} ± {row['return_std']:6.2f}              {success}")
+        print(f"{row['step']:4d}   {row['return_mean']:9.2f} ± {row['return_std']:6.2f}              {success}")
     print(
         f"env steps per evaluation: {sum(r['env_steps'] for r in rows)}; seconds per evaluation: "
         f"{statistics.fmean(seconds):.1f}"
