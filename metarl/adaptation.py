@@ -6,7 +6,8 @@ module imports no sampler, trainer or anything that touches the disk.
 
 ``adapt`` maps meta-parameters ``θ`` and the support episodes of ``N`` tasks to the stack of
 adapted parameters ``θ'_i = θ − α ∇ L_i(θ)`` (repeated for each inner step, each step with its
-own episodes). With ``create_graph=True`` the result stays differentiable in ``θ`` (MAML's
+own episodes; a policy's per-episode latent may take its own step size ``α_z``, as in MAESN).
+With ``create_graph=True`` the result stays differentiable in ``θ`` (MAML's
 second-order meta-gradient); with ``first_order=True`` the inner gradients are constants, so
 ``∂θ'/∂θ = I`` exactly (FOMAML).
 """
@@ -19,11 +20,24 @@ import torch
 from torch import Tensor
 
 from metarl.episodes import Episodes, task_chunks
-from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, stack_params
+from metarl.policies import GaussianMLPPolicy, Params, stack_params, step_log_prob
+
+
+def step_size(name: str, fast_lr: float, latent_lr: float | None) -> float:
+    """The inner step size of parameter ``name``: ``latent_lr`` for the latent's, else ``fast_lr``.
+
+    The inner loss's Hessian has no cross terms between the latent's parameters and the network's
+    (the latent enters the network as sampled data), so a step size per block keeps each inner
+    step's Jacobian ``I − diag(α) ∇²L`` symmetric.
+    """
+    if latent_lr is not None and name.startswith("latent_"):
+        return latent_lr
+    return fast_lr
 
 
 def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes) -> Tensor:
-    """REINFORCE loss of each task: ``−mean_t,r log π(a|s) · A`` over the valid steps.
+    """REINFORCE loss of each task: ``−mean_t,r log π(a|s) · A`` over the valid steps (with the
+    latent's ``log q(z)`` in the first step's log-probability, :func:`metarl.policies.step_log_prob`).
 
     Args:
         policy: Architecture.
@@ -33,8 +47,7 @@ def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes) ->
     Returns:
         ``[N]`` per-task losses.
     """
-    mean, log_std = policy.task_distribution(params, episodes.obs)
-    logp = gaussian_log_prob(mean, log_std, episodes.actions)
+    logp = step_log_prob(policy, params, episodes.obs, episodes.actions)
     masks = episodes.masks
     return -(logp * episodes.advantages * masks).sum((1, 2)) / masks.sum((1, 2)).clamp(min=1.0)
 
@@ -47,6 +60,7 @@ def inner_step(
     *,
     first_order: bool,
     create_graph: bool,
+    latent_lr: float | None = None,
 ) -> Params:
     """One policy-gradient step for every task at once.
 
@@ -61,6 +75,7 @@ def inner_step(
         fast_lr: Inner step size α.
         first_order: Treat the inner gradient as a constant (FOMAML).
         create_graph: Keep the graph of the gradient (MAML's second-order term).
+        latent_lr: Step size of the latent's parameters (default ``fast_lr``).
 
     Returns:
         Stacked adapted parameters ``[N, *shape]``.
@@ -75,7 +90,7 @@ def inner_step(
         out: Params = {}
         for (k, p), g in zip(leaves.items(), grads, strict=True):
             base = group[k] if group[k].requires_grad else p.detach()
-            out[k] = base - fast_lr * (g if keep_graph else g.detach())
+            out[k] = base - step_size(k, fast_lr, latent_lr) * (g if keep_graph else g.detach())
         return out
 
     chunks = task_chunks(episodes.num_tasks, episodes.samples_per_task)
@@ -94,6 +109,7 @@ def adapt(
     num_tasks: int | None = None,
     first_order: bool = False,
     create_graph: bool = False,
+    latent_lr: float | None = None,
 ) -> Params:
     """Adapted parameters of every task after ``len(supports)`` inner steps.
 
@@ -106,6 +122,7 @@ def adapt(
         num_tasks: ``N``; needed only when ``supports`` is empty.
         first_order: FOMAML (see :func:`inner_step`).
         create_graph: Keep the result differentiable to second order in ``params``.
+        latent_lr: Step size of the latent's parameters (default ``fast_lr``).
 
     Returns:
         Stacked parameters ``[N, *shape]``.
@@ -116,5 +133,13 @@ def adapt(
         raise ValueError("adapt without support episodes needs num_tasks")
     stacked = stack_params(params, num_tasks)
     for episodes in supports:
-        stacked = inner_step(policy, stacked, episodes, fast_lr, first_order=first_order, create_graph=create_graph)
+        stacked = inner_step(
+            policy,
+            stacked,
+            episodes,
+            fast_lr,
+            first_order=first_order,
+            create_graph=create_graph,
+            latent_lr=latent_lr,
+        )
     return stacked

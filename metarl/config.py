@@ -77,6 +77,13 @@ class PolicyConfig:
     init_from: str = param(
         "", "checkpoint whose parameters a new run starts from (a warm start, e.g. with more inner steps); '': random"
     )
+    latent_dim: int = param(
+        0,
+        "size K of a latent drawn once per episode from the policy's own Gaussian and read beside the observation "
+        "(MAESN-style exploration that stays the same through an episode); 0: none",
+        low=0,
+        high=64,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +128,14 @@ class InnerConfig:
         1, "inner gradient steps (new rollouts between steps); 0 trains one policy for all tasks", low=0, high=20
     )
     rollouts: int = param(20, "rollouts per task per inner step (and for the query set)", low=1)
+    latent_lr: float = param(
+        0.0, "inner step size of the latent's mean and log-std (policy.latent_dim > 0); 0: inner.fast_lr", low=0
+    )
+
+    @property
+    def latent_step(self) -> float:
+        """The latent's inner step size: ``latent_lr``, or ``fast_lr`` where it is 0."""
+        return self.latent_lr or self.fast_lr
 
 
 @dataclasses.dataclass(frozen=True)

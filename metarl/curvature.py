@@ -22,7 +22,13 @@ with the same numbers (the tests compare both with double backpropagation in flo
 price of the cached activations' memory (the README's performance section has the figures).
 
 Every tensor is a stack over ``n`` tasks: parameters ``[n, *shape]``, samples ``[n, S, …]`` with
-``S`` the flattened time steps × rollouts of one task.
+``S`` the flattened time steps × rollouts of one task (time-major: the first ``R`` samples are the
+rollouts' first steps).
+
+A policy with a per-episode latent ``z ~ N(μ_z, σ_z²)`` (:class:`LatentData`) adds the latent's
+log-density to each rollout's first step. The latent enters the network as sampled data, so its
+parameters ``(μ_z, log σ_z)`` form a block of their own, with no cross terms with the network's:
+a Gaussian whose outputs are its parameters (the same formulas as the action head's, ``Rμ = u``).
 """
 
 from __future__ import annotations
@@ -65,6 +71,41 @@ class GaussianHead(NamedTuple):
     log_std: Tensor
     inv_var: Tensor
     open: Tensor
+
+
+class LatentData(NamedTuple):
+    """The episodes' latents and the weights of the rollouts' first steps.
+
+    Attributes:
+        latents: ``z [n, R, K]``.
+        weights: ``c [n, R, 1]`` (or ``w``): the weight of each rollout's first step.
+    """
+
+    latents: Tensor
+    weights: Tensor
+
+
+class LatentScore(NamedTuple):
+    """The latent's part of :class:`ScoreTerm`: ``−Σ_r c_r log q(z_r)``.
+
+    Attributes:
+        weights: ``c [n, R, 1]``.
+        resid: ``z − μ_z [n, R, K]``.
+        inv_var: ``σ_z⁻² [n, 1, K]``.
+    """
+
+    weights: Tensor
+    resid: Tensor
+    inv_var: Tensor
+
+
+def latent_data(policy: GaussianMLPPolicy, obs: Tensor, weights: Tensor) -> LatentData | None:
+    """:class:`LatentData` of episodes (``obs [n, T, R, input_dim]``, ``weights [n, T·R, 1]``), or None
+    for a policy without a latent."""
+    if policy.latent_dim == 0:
+        return None
+    r = obs.shape[2]
+    return LatentData(policy.latents(obs), weights[:, :r])
 
 
 def layers_of(policy: GaussianMLPPolicy, params: Params) -> list[Layer]:
@@ -213,13 +254,18 @@ def _split(policy: GaussianMLPPolicy, params: Params) -> tuple[list[Layer], Tens
     return layers_of(policy, params), params["log_std"]
 
 
-def _join(policy: GaussianMLPPolicy, layers: Sequence[Layer], log_std: Tensor) -> Params:
-    """The inverse of :func:`_split`, keys in the order of ``policy.named_parameters()``."""
+def _join(
+    policy: GaussianMLPPolicy, layers: Sequence[Layer], log_std: Tensor, latent: tuple[Tensor, Tensor] | None = None
+) -> Params:
+    """The inverse of :func:`_split` (with the latent's ``(μ_z, log σ_z)`` parts), keys in the order of
+    ``policy.named_parameters()``."""
     out: Params = {}
     for i, (weight, bias) in enumerate(layers):
         out[f"layers.{i}.weight"] = weight
         out[f"layers.{i}.bias"] = bias
     out["log_std"] = log_std
+    if latent is not None:
+        out["latent_mean"], out["latent_log_std"] = latent
     return {name: out[name] for name, _ in policy.named_parameters()}
 
 
@@ -240,6 +286,7 @@ class ScoreTerm(NamedTuple):
         resid: ``a − μ [n, S, act_dim]``.
         d_mean: ``∂f/∂μ = −c (a − μ) σ⁻² [n, S, act_dim]``.
         gradient: ``∇f_i`` of every task, stacked like the parameters.
+        latent: The latent's part (None without a latent).
     """
 
     policy: GaussianMLPPolicy
@@ -251,6 +298,7 @@ class ScoreTerm(NamedTuple):
     resid: Tensor
     d_mean: Tensor
     gradient: Params
+    latent: LatentScore | None = None
 
 
 def score_term(
@@ -261,16 +309,18 @@ def score_term(
     weights: Tensor,
     *,
     second_order: bool = False,
+    latent: LatentData | None = None,
 ) -> ScoreTerm:
     """Builds :class:`ScoreTerm` (one forward and one backward pass).
 
     Args:
         policy: Architecture.
         params: Stacked parameters ``[n, *shape]`` (used as values; nothing is differentiated).
-        obs: ``[n, S, obs_dim]``.
+        obs: ``[n, S, input_dim]``.
         actions: ``[n, S, act_dim]``.
         weights: ``c [n, S, 1]``.
         second_order: Keep what :func:`score_hessian_product` needs.
+        latent: The episodes' latents and their first steps' weights (a policy with a latent).
     """
     layers, _ = _split(policy, params)
     head = head_of(policy, params)
@@ -280,8 +330,17 @@ def score_term(
     back = backward(acts, layers, d_mean, second_order=second_order)
     # ∂f/∂log σ = Σ_s c_s (1 − (a − μ)² σ⁻²), through the clamp
     d_log_std = (weights * (1.0 - resid.square() * head.inv_var)).sum(1) * head.open.squeeze(1)
-    gradient = _join(policy, back.grads, d_log_std)
-    return ScoreTerm(policy, layers, head, acts, back, weights, resid, d_mean, gradient)
+    if latent is None:
+        return ScoreTerm(policy, layers, head, acts, back, weights, resid, d_mean, _join(policy, back.grads, d_log_std))
+    # the latent's block: −Σ_r c_r log q(z_r), a Gaussian whose outputs are its parameters
+    z_resid = latent.latents - params["latent_mean"].unsqueeze(1)
+    z_inv_var = torch.exp(-2.0 * params["latent_log_std"]).unsqueeze(1)
+    c0 = latent.weights
+    d_latent_mean = -(c0 * z_resid * z_inv_var).sum(1)
+    d_latent_log_std = (c0 * (1.0 - z_resid.square() * z_inv_var)).sum(1)
+    gradient = _join(policy, back.grads, d_log_std, (d_latent_mean, d_latent_log_std))
+    scored = LatentScore(c0, z_resid, z_inv_var)
+    return ScoreTerm(policy, layers, head, acts, back, weights, resid, d_mean, gradient, scored)
 
 
 def score_hessian_product(term: ScoreTerm, direction: Params) -> Params:
@@ -302,7 +361,15 @@ def score_hessian_product(term: ScoreTerm, direction: Params) -> Params:
     r_layers = backward_tangent(term.acts, term.back, moves, term.layers, d_layers, term.d_mean, rd_mean)
     # R Σ_s c (1 − (a − μ)² σ⁻²) = Σ_s c σ⁻² (2 (a − μ) Rμ + 2 (a − μ)² R log σ)
     r_d_log_std = (scaled * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std)).sum(1)
-    return _join(term.policy, r_layers, 2.0 * r_d_log_std * term.head.open.squeeze(1))
+    latent = None
+    if term.latent is not None:  # the same two formulas with Rμ_z = u_μ, R log σ_z = u_s
+        lat = term.latent
+        u_mean, u_log_std = direction["latent_mean"].unsqueeze(1), direction["latent_log_std"].unsqueeze(1)
+        z_scaled = lat.weights * lat.inv_var
+        r_mean = (z_scaled * torch.addcmul(u_mean, lat.resid, u_log_std, value=2.0)).sum(1)
+        r_std = 2.0 * (z_scaled * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std)).sum(1)
+        latent = (r_mean, r_std)
+    return _join(term.policy, r_layers, 2.0 * r_d_log_std * term.head.open.squeeze(1), latent)
 
 
 class KLTerm(NamedTuple):
@@ -317,6 +384,8 @@ class KLTerm(NamedTuple):
         head: The Gaussian head.
         acts: Forward pass on the observations.
         weights: ``w [n, S, 1]``.
+        latent: With a latent: ``(Σ_r w_r [n, 1], σ_z⁻² [n, K])``, the first steps' total weight and
+            the latent's Fisher in its mean (``2`` in its log-standard deviation).
     """
 
     policy: GaussianMLPPolicy
@@ -324,11 +393,22 @@ class KLTerm(NamedTuple):
     head: GaussianHead
     acts: Activations
     weights: Tensor
+    latent: tuple[Tensor, Tensor] | None = None
 
 
-def kl_term(policy: GaussianMLPPolicy, params: Params, acts: Activations, weights: Tensor) -> KLTerm:
-    """Builds :class:`KLTerm` from a forward pass ``acts`` of stacked ``params`` and weights ``w [n, S, 1]``."""
-    return KLTerm(policy, layers_of(policy, params), head_of(policy, params), acts, weights)
+def kl_term(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    acts: Activations,
+    weights: Tensor,
+    latent: LatentData | None = None,
+) -> KLTerm:
+    """Builds :class:`KLTerm` from a forward pass ``acts`` of stacked ``params`` and weights ``w [n, S, 1]``
+    (and, with a latent, the first steps' weights in ``latent``)."""
+    fisher = None
+    if latent is not None:
+        fisher = (latent.weights.sum(1), torch.exp(-2.0 * params["latent_log_std"]))
+    return KLTerm(policy, layers_of(policy, params), head_of(policy, params), acts, weights, fisher)
 
 
 def kl_gauss_newton_product(term: KLTerm, direction: Params) -> Params:
@@ -339,4 +419,8 @@ def kl_gauss_newton_product(term: KLTerm, direction: Params) -> Params:
     back = backward(term.acts, term.layers, d_mean)
     open_ = term.head.open.squeeze(1)
     r_log_std = 2.0 * term.weights.sum(1) * open_ * d_log_std * open_
-    return _join(term.policy, back.grads, r_log_std)
+    latent = None
+    if term.latent is not None:
+        total, inv_var = term.latent
+        latent = (total * inv_var * direction["latent_mean"], 2.0 * total * direction["latent_log_std"])
+    return _join(term.policy, back.grads, r_log_std, latent)

@@ -37,7 +37,9 @@ def build_experiment(config: Config) -> Experiment:
     obs_dim = int(family.observation_space.shape[0])
     act_dim = int(family.action_space.shape[0])
     p = config.policy
-    policy = GaussianMLPPolicy(obs_dim, act_dim, p.hidden_sizes, init_std=p.init_std, min_std=p.min_std)
+    policy = GaussianMLPPolicy(
+        obs_dim, act_dim, p.hidden_sizes, init_std=p.init_std, min_std=p.min_std, latent_dim=p.latent_dim
+    )
     sampler = make_sampler(config, family, policy)
     return Experiment(config, family, policy, sampler)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
-from metarl.adaptation import adapt
+from metarl.adaptation import adapt, step_size
 from metarl.curvature import (
     Activations,
     KLTerm,
@@ -31,6 +31,7 @@ from metarl.curvature import (
     forward,
     kl_gauss_newton_product,
     kl_term,
+    latent_data,
     layers_of,
     score_hessian_product,
     score_term,
@@ -39,10 +40,12 @@ from metarl.episodes import Episodes, task_chunks
 from metarl.policies import (
     GaussianMLPPolicy,
     Params,
-    gaussian_kl,
-    gaussian_log_prob,
+    PolicyOutputs,
+    outputs_kl,
+    outputs_log_prob,
     params_to_vector,
     stack_params,
+    task_outputs,
     vector_to_params,
 )
 from metarl.trpo import (
@@ -93,12 +96,9 @@ def query_distribution(
     inner: InnerConfig,
     *,
     create_graph: bool,
-) -> tuple[Tensor, Tensor]:
-    """The adapted policies' action distributions on the query observations.
-
-    Returns:
-        ``(mean, log_std)``, each ``[N, T, R, act_dim]``.
-    """
+) -> PolicyOutputs:
+    """The adapted policies' action distributions on the query observations (``[N, T, R, act_dim]``)
+    and their latents' (``[N, K]``)."""
     adapted = adapt(
         policy,
         params,
@@ -107,28 +107,30 @@ def query_distribution(
         num_tasks=batch.query.num_tasks,
         first_order=inner.algorithm == "fomaml",
         create_graph=create_graph,
+        latent_lr=inner.latent_step,
     )
-    return policy.task_distribution(adapted, batch.query.obs)
+    return task_outputs(policy, adapted, batch.query.obs)
 
 
-def surrogate_loss(mean: Tensor, log_std: Tensor, old_log_prob: Tensor, query: Episodes) -> Tensor:
+def surrogate_loss(log_prob: Tensor, old_log_prob: Tensor, query: Episodes) -> Tensor:
     """``−mean_tasks [Σ ratio · A · m / Σ m]`` with ``ratio = π(a|s) / π_old(a|s)``.
 
     Args:
-        mean, log_std: ``[N, T, R, act_dim]`` new adapted distributions.
+        log_prob: ``[N, T, R]`` log-probabilities under the new adapted policies
+            (:func:`metarl.policies.outputs_log_prob`).
         old_log_prob: ``[N, T, R]`` log-probabilities under the old adapted policies.
         query: Query episodes with advantages.
     """
-    ratio = torch.exp(gaussian_log_prob(mean, log_std, query.actions) - old_log_prob)
+    ratio = torch.exp(log_prob - old_log_prob)
     masks = query.masks
     per_task = (ratio * query.advantages * masks).sum((1, 2)) / masks.sum((1, 2)).clamp(min=1.0)
     return -per_task.mean()
 
 
-def mean_kl(old_mean: Tensor, old_log_std: Tensor, mean: Tensor, log_std: Tensor, masks: Tensor) -> Tensor:
-    """Average over tasks of the masked mean ``KL(π_old ‖ π)`` on the query steps."""
-    kl = gaussian_kl(old_mean, old_log_std, mean, log_std)
-    return ((kl * masks).sum((1, 2)) / masks.sum((1, 2)).clamp(min=1.0)).mean()
+def mean_kl(old: PolicyOutputs, new: PolicyOutputs, masks: Tensor) -> Tensor:
+    """Average over tasks of the masked mean ``KL(π_old ‖ π)`` on the query steps (a latent's KL
+    counted at each rollout's first step)."""
+    return outputs_kl(old, new, masks).mean()
 
 
 def subsample_steps(episodes: Episodes, fraction: float) -> Episodes:
@@ -161,8 +163,7 @@ def task_groups(batch: MetaBatch) -> list[MetaBatch]:
 class _OldPolicy(NamedTuple):
     """The adapted policies before the update, on one group's query steps (``[n, T, R, …]``)."""
 
-    mean: Tensor
-    log_std: Tensor
+    outputs: PolicyOutputs
     log_prob: Tensor
 
 
@@ -185,7 +186,13 @@ def _score(
     the surrogate's share at the current parameters, where every importance ratio is 1."""
     weights = _step_weights(episodes, episodes.advantages, num_tasks)
     obs, actions = _flat(episodes.obs), _flat(episodes.actions)
-    return score_term(policy, params, obs, actions, weights, second_order=second_order)
+    latent = latent_data(policy, episodes.obs, weights)
+    return score_term(policy, params, obs, actions, weights, second_order=second_order, latent=latent)
+
+
+def _kl(policy: GaussianMLPPolicy, params: Params, acts: Activations, episodes: Episodes, weights: Tensor) -> KLTerm:
+    """The KL's Gauss-Newton term of ``episodes``' steps (forward pass ``acts``) with step weights ``[n, T·R, 1]``."""
+    return kl_term(policy, params, acts, weights, latent_data(policy, episodes.obs, weights))
 
 
 class GroupCurvature(NamedTuple):
@@ -199,6 +206,7 @@ class GroupCurvature(NamedTuple):
         inner_steps: The inner loss of each inner step at its parameters, whose Hessian enters the
             step's Jacobian ``J_k = I − α ∇²L_k`` (empty: first order).
         fast_lr: ``α``.
+        latent_lr: ``α_z``, the step size of a latent's parameters.
         kl: The KL's Gauss-Newton term on the query steps, at the adapted parameters.
         pre_kl: With ``outer.pre_kl_weight`` w > 0: the Gauss-Newton term of w times the
             meta-policy's own KL on the first support batch's steps (no inner step in between).
@@ -210,9 +218,10 @@ class GroupCurvature(NamedTuple):
     gradient: Tensor
     inner_steps: tuple[ScoreTerm, ...]
     fast_lr: float
+    latent_lr: float
     kl: KLTerm
     pre_kl: KLTerm | None = None
-    old_pre: tuple[Tensor, Tensor] | None = None
+    old_pre: PolicyOutputs | None = None
 
 
 def group_curvature(
@@ -252,32 +261,35 @@ def group_curvature(
     current, steps = _adapt(policy, params, group.supports, inner, group.query.num_tasks, keep_steps=True)
     query = group.query
     surrogate = _score(policy, current, query, num_tasks)
-    mean, log_std = _query_outputs(surrogate.acts, surrogate.head.log_std, query)
-    old = _OldPolicy(mean, log_std, gaussian_log_prob(mean, log_std, query.actions))
-    loss = (n / num_tasks) * surrogate_loss(mean, log_std, old.log_prob, query).item()
+    outputs = _query_outputs(policy, current, surrogate.acts, query)
+    old = _OldPolicy(outputs, outputs_log_prob(outputs, query.actions, policy.latents(query.obs)))
+    loss = (n / num_tasks) * surrogate_loss(old.log_prob, old.log_prob, query).item()
     gradient = surrogate.gradient
+    lrs = (inner.fast_lr, inner.latent_step)
     for term in reversed(steps):  # ∇θ = J_1ᵀ ⋯ J_Kᵀ ∇θ', each J_k symmetric
-        gradient = _jacobian_product(term, gradient, inner.fast_lr)
+        gradient = _jacobian_product(term, gradient, *lrs)
     if hvp_subsample < 1.0:
         sub = subsample_steps(query, hvp_subsample)
         acts = forward(layers_of(policy, current), _flat(sub.obs))
-        kl = kl_term(policy, current, acts, _step_weights(sub, torch.ones_like(sub.masks), num_tasks))
+        kl = _kl(policy, current, acts, sub, _step_weights(sub, torch.ones_like(sub.masks), num_tasks))
     else:
-        kl = kl_term(policy, current, surrogate.acts, _step_weights(query, torch.ones_like(query.masks), num_tasks))
+        weights = _step_weights(query, torch.ones_like(query.masks), num_tasks)
+        kl = _kl(policy, current, surrogate.acts, query, weights)
     pre_kl, old_pre = None, None
     if pre_kl_weight > 0.0 and group.supports:
         support = group.supports[0]
         theta = stack_params({k: v.detach() for k, v in params.items()}, n)
         acts = forward(layers_of(policy, theta), _flat(support.obs))
         weights = pre_kl_weight * _step_weights(support, torch.ones_like(support.masks), num_tasks)
-        pre_kl = kl_term(policy, theta, acts, weights)
-        old_pre = _query_outputs(acts, pre_kl.head.log_std, support)  # the same forward pass
+        pre_kl = _kl(policy, theta, acts, support, weights)
+        old_pre = _query_outputs(policy, theta, acts, support)  # the same forward pass
     return GroupCurvature(
         old=old,
         loss=loss,
         gradient=_sum_tasks(gradient, params),
         inner_steps=tuple(steps),
         fast_lr=inner.fast_lr,
+        latent_lr=inner.latent_step,
         kl=kl,
         pre_kl=pre_kl,
         old_pre=old_pre,
@@ -303,20 +315,22 @@ def _adapt(
         term = _score(policy, current, episodes, 1, second_order=keep)
         if keep:
             steps.append(term)
-        current = {k: v - inner.fast_lr * term.gradient[k] for k, v in current.items()}
+        current = {k: v - step_size(k, inner.fast_lr, inner.latent_step) * term.gradient[k] for k, v in current.items()}
     return current, steps
 
 
-def _query_outputs(acts: Activations, log_std: Tensor, query: Episodes) -> tuple[Tensor, Tensor]:
-    """``(mean, log_std)``, each ``[n, T, R, act_dim]``, of a forward pass on the query observations."""
-    mean = acts.mean.view_as(query.actions)
-    return mean, log_std[:, None, None, :].expand_as(mean)
+def _query_outputs(policy: GaussianMLPPolicy, params: Params, acts: Activations, episodes: Episodes) -> PolicyOutputs:
+    """The :class:`PolicyOutputs` of stacked ``params`` from their forward pass ``acts`` on ``episodes``."""
+    mean = acts.mean.view_as(episodes.actions)
+    log_std = params["log_std"].clamp(min=policy.min_log_std)
+    return PolicyOutputs(mean, log_std[:, None, None, :].expand_as(mean), *policy.task_latent(params))
 
 
-def _jacobian_product(term: ScoreTerm, u: Params, fast_lr: float) -> Params:
-    """``(I − α ∇²L) u`` per task: the inner step's Jacobian (symmetric) times ``u``."""
+def _jacobian_product(term: ScoreTerm, u: Params, fast_lr: float, latent_lr: float) -> Params:
+    """``(I − diag(α) ∇²L) u`` per task: the inner step's Jacobian (symmetric: ``∇²L`` has no cross
+    terms between the blocks with different step sizes) times ``u``."""
     hessian_u = score_hessian_product(term, u)
-    return {k: v - fast_lr * hessian_u[k] for k, v in u.items()}
+    return {k: v - step_size(k, fast_lr, latent_lr) * hessian_u[k] for k, v in u.items()}
 
 
 def _sum_tasks(per_task: Params, like: Params) -> Tensor:
@@ -346,11 +360,12 @@ def curvature_product(curvature: GroupCurvature, v: Tensor, like: Params) -> Ten
     n = curvature.kl.weights.shape[0]
     expanded = {k: t.unsqueeze(0).expand(n, *t.shape) for k, t in vector_to_params(v, like).items()}
     u = expanded
+    lrs = (curvature.fast_lr, curvature.latent_lr)
     for term in curvature.inner_steps:
-        u = _jacobian_product(term, u, curvature.fast_lr)
+        u = _jacobian_product(term, u, *lrs)
     u = kl_gauss_newton_product(curvature.kl, u)
     for term in reversed(curvature.inner_steps):
-        u = _jacobian_product(term, u, curvature.fast_lr)
+        u = _jacobian_product(term, u, *lrs)
     if curvature.pre_kl is not None:  # the meta-policy's own KL: its Fisher, no inner step
         pre = kl_gauss_newton_product(curvature.pre_kl, expanded)
         u = {k: u[k] + pre[k] for k in u}
@@ -425,15 +440,16 @@ def trpo_meta_update(
         new_loss, new_kl = 0.0, 0.0
         with torch.no_grad():
             for group, old, old_pre in zip(groups, olds, old_pres, strict=True):
-                mean, log_std = query_distribution(policy, candidate, group, inner, create_graph=False)
-                share = group.query.num_tasks / num_tasks
-                new_loss += share * surrogate_loss(mean, log_std, old.log_prob, group.query).item()
-                new_kl += share * mean_kl(old.mean, old.log_std, mean, log_std, group.query.masks).item()
+                query = group.query
+                outputs = query_distribution(policy, candidate, group, inner, create_graph=False)
+                log_prob = outputs_log_prob(outputs, query.actions, policy.latents(query.obs))
+                share = query.num_tasks / num_tasks
+                new_loss += share * surrogate_loss(log_prob, old.log_prob, query).item()
+                new_kl += share * mean_kl(old.outputs, outputs, query.masks).item()
                 if old_pre is not None:  # KL_post + w KL_pre, as the curvature has it
                     support = group.supports[0]
                     stacked = stack_params(candidate, support.num_tasks)
-                    pre_mean, pre_log_std = policy.task_distribution(stacked, support.obs)
-                    pre = mean_kl(old_pre[0], old_pre[1], pre_mean, pre_log_std, support.masks).item()
+                    pre = mean_kl(old_pre, task_outputs(policy, stacked, support.obs), support.masks).item()
                     new_kl += share * outer.pre_kl_weight * pre
         return new_loss, new_kl
 
@@ -473,6 +489,7 @@ def reptile_meta_update(
         batch.supports,
         inner.fast_lr,
         num_tasks=batch.query.num_tasks,
+        latent_lr=inner.latent_step,
     )
     new_params = {k: (v + outer.step_size * (adapted[k].mean(0) - v)).detach() for k, v in params.items()}
     if not _all_finite(list(new_params.values())):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -19,18 +20,44 @@ from torch.func import functional_call
 
 Params = dict[str, Tensor]
 
+
+class PolicyOutputs(NamedTuple):
+    """What stacked per-task policies say on a batch of episodes.
+
+    Attributes:
+        mean: ``[N, T, R, act_dim]`` action means.
+        log_std: ``[N, T, R, act_dim]`` action log-standard deviations.
+        latent_mean: ``[N, K]`` mean of each task's per-episode latent (``K`` may be 0).
+        latent_log_std: ``[N, K]`` its log-standard deviation.
+    """
+
+    mean: Tensor
+    log_std: Tensor
+    latent_mean: Tensor
+    latent_log_std: Tensor
+
+
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 class GaussianMLPPolicy(nn.Module):
-    """``a ~ N(mlp(obs), diag(exp(log_std))²)`` with tanh hidden layers and a state-free std.
+    """``a ~ N(mlp(obs, z), diag(exp(log_std))²)`` with tanh hidden layers and a state-free std.
+
+    With ``latent_dim`` ``K > 0`` the policy also draws, once per episode, a latent
+    ``z ~ N(latent_mean, diag(exp(latent_log_std))²)`` (``[K]``, parameters of their own) and
+    reads it beside the observation at every step, as in MAESN (Gupta et al., 2018): exploration
+    that stays the same through an episode (where to grasp) instead of fresh noise at every step.
+    The episode's likelihood is then ``q(z) · Π_t π(a_t | o_t, z)``: the latent counts as part of
+    the first step's action (:func:`step_log_prob`), and afterwards as part of the state. The
+    episodes store the network's input ``[o_t, z]`` as their observation (``input_dim``).
 
     Args:
-        obs_dim: Observation size.
+        obs_dim: Observation size (the environment's).
         act_dim: Action size.
         hidden_sizes: Widths of the hidden layers.
-        init_std: Initial standard deviation of every action dimension.
-        min_std: The standard deviation never goes below this.
+        init_std: Initial standard deviation of every action dimension (and of the latent).
+        min_std: The standard deviation never goes below this (the latent's is not bounded).
+        latent_dim: ``K``, size of the per-episode latent (0: none).
     """
 
     def __init__(
@@ -40,20 +67,25 @@ class GaussianMLPPolicy(nn.Module):
         hidden_sizes: Sequence[int] = (100, 100),
         init_std: float = 1.0,
         min_std: float = 1e-6,
+        latent_dim: int = 0,
     ):
         super().__init__()
-        sizes = [obs_dim, *hidden_sizes, act_dim]
+        sizes = [obs_dim + latent_dim, *hidden_sizes, act_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+        if latent_dim > 0:
+            self.latent_mean = nn.Parameter(torch.zeros(latent_dim))
+            self.latent_log_std = nn.Parameter(torch.full((latent_dim,), math.log(init_std)))
         self.init_std = init_std
         self.min_log_std = math.log(min_std)
-        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
+        self.input_dim = obs_dim + latent_dim
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Action distribution for a batch of observations.
+        """Action distribution for a batch of network inputs.
 
         Args:
-            obs: ``[..., obs_dim]``.
+            obs: ``[..., input_dim]`` (observation, then the latent if any).
 
         Returns:
             ``(mean, log_std)``, each ``[..., act_dim]``.
@@ -77,7 +109,7 @@ class GaussianMLPPolicy(nn.Module):
             t = torch.empty(p.shape, dtype=dtype)
             if name.endswith("weight"):
                 nn.init.xavier_uniform_(t, generator=generator)
-            elif name == "log_std":
+            elif name in ("log_std", "latent_log_std"):
                 t.fill_(math.log(self.init_std))
             else:
                 t.zero_()
@@ -112,6 +144,21 @@ class GaussianMLPPolicy(nn.Module):
             if i < last:
                 x = torch.tanh(x)
         return x
+
+    def task_latent(self, params: Params) -> tuple[Tensor, Tensor]:
+        """``(mean, log_std)`` of each task's latent distribution, ``[N, K]`` each (``K`` may be 0).
+
+        Args:
+            params: Stacked parameters ``[N, *shape]``.
+        """
+        if self.latent_dim == 0:
+            empty = params["log_std"][:, :0]
+            return empty, empty
+        return params["latent_mean"], params["latent_log_std"]
+
+    def latents(self, obs: Tensor) -> Tensor:
+        """The episodes' latents, read from their first observation: ``[N, T, R, input_dim]`` → ``[N, R, K]``."""
+        return obs[:, 0, :, self.obs_dim :]
 
     def distribution(self, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, log_std)`` of the policy with ``params`` (unbatched) at ``obs`` ``[..., obs_dim]``."""
@@ -152,6 +199,52 @@ def gaussian_log_prob(mean: Tensor, log_std: Tensor, action: Tensor) -> Tensor:
     """
     z = (action - mean) * torch.exp(-log_std)
     return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+
+def task_outputs(policy: GaussianMLPPolicy, params: Params, obs: Tensor) -> PolicyOutputs:
+    """The stacked policies' action distributions on ``obs`` ``[N, T, R, input_dim]`` and their latents'."""
+    mean, log_std = policy.task_distribution(params, obs)
+    return PolicyOutputs(mean, log_std, *policy.task_latent(params))
+
+
+def outputs_log_prob(out: PolicyOutputs, actions: Tensor, latents: Tensor) -> Tensor:
+    """``log π(a_t | o_t, z)`` of every step, with the latent's ``log q(z)`` added at ``t = 0``.
+
+    Args:
+        out: The policies' outputs on the episodes.
+        actions: ``[N, T, R, act_dim]``.
+        latents: ``[N, R, K]`` the episodes' latents (:meth:`GaussianMLPPolicy.latents`).
+
+    Returns:
+        ``[N, T, R]``.
+    """
+    logp = gaussian_log_prob(out.mean, out.log_std, actions)
+    if latents.shape[-1] == 0:
+        return logp
+    first = gaussian_log_prob(out.latent_mean.unsqueeze(1), out.latent_log_std.unsqueeze(1), latents)
+    return torch.cat([(logp[:, 0] + first).unsqueeze(1), logp[:, 1:]], dim=1)
+
+
+def step_log_prob(policy: GaussianMLPPolicy, params: Params, obs: Tensor, actions: Tensor) -> Tensor:
+    """:func:`outputs_log_prob` of stacked ``params`` on episodes' ``obs`` and ``actions``: ``[N, T, R]``."""
+    return outputs_log_prob(task_outputs(policy, params, obs), actions, policy.latents(obs))
+
+
+def outputs_kl(old: PolicyOutputs, new: PolicyOutputs, masks: Tensor) -> Tensor:
+    """Each task's masked mean over steps of ``KL(old ‖ new)``, the latent's KL counted at ``t = 0``.
+
+    Args:
+        old, new: Outputs on the same episodes.
+        masks: ``[N, T, R]``.
+
+    Returns:
+        ``[N]``.
+    """
+    total = (gaussian_kl(old.mean, old.log_std, new.mean, new.log_std) * masks).sum((1, 2))
+    if old.latent_mean.shape[-1] > 0:
+        latent = gaussian_kl(old.latent_mean, old.latent_log_std, new.latent_mean, new.latent_log_std)
+        total = total + latent * masks[:, 0].sum(-1)
+    return total / masks.sum((1, 2)).clamp(min=1.0)
 
 
 def gaussian_kl(mean_p: Tensor, log_std_p: Tensor, mean_q: Tensor, log_std_q: Tensor) -> Tensor:

@@ -157,12 +157,16 @@ class RaySampler:
         """
         n = len(tasks)
         dtype = next(iter(params.values())).dtype
-        draws = draw_noise(n, rollouts, self.family.horizon, self.policy.act_dim, dtype, rng, generator)
+        draws = draw_noise(
+            n, rollouts, self.family.horizon, self.policy.act_dim, dtype, rng, generator, self.policy.latent_dim
+        )
         bounds = _slices(n, self.num_workers)
         refs = []
         for worker, (a, b) in zip(self._workers, bounds, strict=False):
             part = {k: v.detach()[a:b].contiguous() for k, v in params.items()}
-            noise = RolloutNoise(draws.seeds[a:b].copy(), draws.noise[:, a:b].contiguous())
+            noise = RolloutNoise(
+                draws.seeds[a:b].copy(), draws.noise[:, a:b].contiguous(), draws.latent[a:b].contiguous()
+            )
             refs.append(worker.collect_drawn.remote(part, list(tasks[a:b]), noise))
         parts: list[Episodes] = self._gather(refs, what="collect")
         return Episodes(*(torch.cat(fields, dim=0) for fields in zip(*parts, strict=True)))

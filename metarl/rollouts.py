@@ -42,17 +42,21 @@ class AdaptationSettings:
         rollouts: Rollouts per task for every batch (support and query).
         fast_lr: Inner step size ``α``.
         advantage: Returns, baseline and advantage settings.
+        latent_lr: Inner step size of a per-episode latent's parameters (None: ``fast_lr``).
     """
 
     steps: int
     rollouts: int
     fast_lr: float
     advantage: AdvantageConfig
+    latent_lr: float | None = None
 
     @classmethod
     def training(cls, config: Config) -> AdaptationSettings:
         """A meta-iteration's: ``inner.steps`` steps of ``inner.rollouts`` rollouts."""
-        return cls(config.inner.steps, config.inner.rollouts, config.inner.fast_lr, config.advantage)
+        return cls(
+            config.inner.steps, config.inner.rollouts, config.inner.fast_lr, config.advantage, config.inner.latent_step
+        )
 
     @classmethod
     def evaluation(cls, config: Config, steps: int | None = None, rollouts: int | None = None) -> AdaptationSettings:
@@ -62,6 +66,7 @@ class AdaptationSettings:
             config.run.eval_rollouts if rollouts is None else rollouts,
             config.inner.fast_lr,
             config.advantage,
+            config.inner.latent_step,
         )
 
 
@@ -140,6 +145,7 @@ def collect_adaptation(
                 params=current,
                 episodes=episodes,
                 fast_lr=settings.fast_lr,
+                latent_lr=settings.latent_lr,
                 first_order=True,
                 create_graph=False,
             )

@@ -12,7 +12,8 @@ how the batch is split or how many threads step it:
   is reset with ``numpy.random.default_rng(seed)``, exactly what gymnasium's
   ``env.reset(seed=seed)`` does, so a single :class:`~metarl.envs.base.FamilyEnv` replays it;
 * the standard-normal action noise of the whole collection, ``[T, N, R, act_dim]``, from the
-  torch generator.
+  torch generator, then (for a policy with a per-episode latent) the latents' standard-normal
+  noise ``[N, R, K]`` from the same generator.
 
 :func:`rollout` is the loop itself; :class:`BatchSampler` runs it in this process and
 :class:`metarl.ray_sampler.RaySampler` runs it on slices of the tasks inside Ray actors. Both
@@ -71,10 +72,12 @@ class RolloutNoise(NamedTuple):
     Attributes:
         seeds: ``[N, R]`` int64 reset seeds, one per environment.
         noise: ``[T, N, R, act_dim]`` standard-normal action noise.
+        latent: ``[N, R, K]`` standard-normal noise of the episodes' latents (``K`` may be 0).
     """
 
     seeds: np.ndarray
     noise: Tensor
+    latent: Tensor
 
 
 def draw_noise(
@@ -85,15 +88,20 @@ def draw_noise(
     dtype: torch.dtype,
     rng: np.random.Generator,
     generator: torch.Generator,
+    latent_dim: int = 0,
 ) -> RolloutNoise:
-    """Draws the reset seeds (from ``rng``) and the action noise (from ``generator``).
+    """Draws the reset seeds (from ``rng``), the action noise and the latents' noise (from ``generator``).
 
     The amount drawn depends only on the shapes, never on when episodes end, so the streams
-    stay aligned whatever the environments do.
+    stay aligned whatever the environments do (and without a latent nothing more is drawn).
     """
     seeds = rng.integers(0, _SEED_HIGH, size=(num_tasks, rollouts), dtype=np.int64)
     noise = torch.randn((horizon, num_tasks, rollouts, act_dim), generator=generator, dtype=dtype)
-    return RolloutNoise(seeds, noise)
+    if latent_dim == 0:
+        latent = torch.zeros((num_tasks, rollouts, 0), dtype=dtype)
+    else:
+        latent = torch.randn((num_tasks, rollouts, latent_dim), generator=generator, dtype=dtype)
+    return RolloutNoise(seeds, noise, latent)
 
 
 class StepView(NamedTuple):
@@ -146,27 +154,33 @@ def rollout(
         params: Stacked parameters, each tensor ``[N, *shape]``; their dtype is the episodes'.
         tasks: ``N`` tasks.
         horizon: ``T``.
-        draws: Reset seeds ``[N, R]`` and action noise ``[T, N, R, act_dim]``.
+        draws: Reset seeds ``[N, R]``, action noise ``[T, N, R, act_dim]`` and latent noise ``[N, R, K]``.
         has_success: Whether the family reports success (else ``success`` is NaN).
         observer: Called after the reset and after every step, while ``env`` holds that state
             (a video draws its frames there); it must not step or reset ``env``.
 
     Returns:
-        Episodes with ``[N, T, R, ...]`` tensors (advantages zero).
+        Episodes with ``[N, T, R, ...]`` tensors (advantages zero); their observations are the
+        policy's inputs (the latent, if any, after the environment's observation).
     """
     n, r = draws.seeds.shape
     b = n * r
     dtype = next(iter(params.values())).dtype
-    obs_dim, act_dim = policy.obs_dim, policy.act_dim
+    obs_dim, act_dim, input_dim = policy.obs_dim, policy.act_dim, policy.input_dim
     env.set_tasks([task for task in tasks for _ in range(r)])
     env_obs = _finite(env.reset([np.random.default_rng(int(s)) for s in draws.seeds.reshape(-1)]))
     # observations go straight into the episodes' [N, T, R] layout (no transposed copy at the end); the
     # policy reads each step's from a contiguous [N, R] buffer. numpy writes both: its float64 -> dtype cast
     # rounds as torch's does, at a fraction of the cost.
-    obs_buf = torch.zeros(n, horizon, r, obs_dim, dtype=dtype)
-    obs_buf_np = obs_buf.numpy()
-    obs = torch.empty(n, r, obs_dim, dtype=dtype)
-    obs_np = obs.numpy()
+    obs_buf = torch.zeros(n, horizon, r, input_dim, dtype=dtype)
+    obs_buf_np = obs_buf.numpy()[..., :obs_dim]
+    obs = torch.empty(n, r, input_dim, dtype=dtype)
+    obs_np = obs.numpy()[..., :obs_dim]
+    latent_mean, latent_log_std = policy.task_latent({k: v.detach() for k, v in params.items()})
+    if policy.latent_dim > 0:  # each episode's latent, fixed for the episode: the inputs' last K columns
+        z = torch.addcmul(latent_mean.unsqueeze(1), torch.exp(latent_log_std).unsqueeze(1), draws.latent)
+        obs[..., obs_dim:] = z
+        obs_buf[..., obs_dim:] = z.unsqueeze(1)
     act_buf = torch.zeros(horizon, n, r, act_dim, dtype=dtype)
     rewards = np.zeros((horizon, b))
     masks = np.zeros((horizon, b))
@@ -206,6 +220,8 @@ def rollout(
     rewards = np.where(masks > 0.0, rewards, 0.0)  # NaN-safe: nothing counts after an episode ended
     # log-density of each sampled action: the action is mean + std * noise, so z = noise exactly
     logp = (-0.5 * draws.noise[:steps].square() - log_std.view(n, 1, act_dim) - 0.5 * _LOG_2PI).sum(-1)
+    if policy.latent_dim > 0:  # q(z) joins the first step's action (metarl.policies.step_log_prob)
+        logp[0] += (-0.5 * draws.latent.square() - latent_log_std.unsqueeze(1) - 0.5 * _LOG_2PI).sum(-1)
     log_probs = torch.zeros(n, horizon, r, dtype=dtype)
     log_probs[:, :steps] = logp.transpose(0, 1)
 
@@ -282,7 +298,10 @@ class BatchSampler:
             Episodes with ``[N, T, R, ...]`` tensors, ``T`` the family's horizon.
         """
         dtype = next(iter(params.values())).dtype
-        draws = draw_noise(len(tasks), rollouts, self.family.horizon, self.policy.act_dim, dtype, rng, generator)
+        policy = self.policy
+        draws = draw_noise(
+            len(tasks), rollouts, self.family.horizon, policy.act_dim, dtype, rng, generator, policy.latent_dim
+        )
         return self.collect_drawn(params, tasks, draws)
 
     def collect_drawn(self, params: Params, tasks: Sequence[Task], draws: RolloutNoise) -> Episodes:

@@ -321,10 +321,15 @@ def _record(
     params = {k: torch.stack([p.params[k].detach() for p in panels]) for k in panels[0].params}
     dtype = params["log_std"].dtype
     noise = torch.zeros(horizon, 1, 1, policy.act_dim, dtype=dtype)  # zero noise: the mean action
+    latent = torch.zeros(1, 1, policy.latent_dim, dtype=dtype)  # and the latent's mean
     if explore:  # the same draws in every panel, so panels differ only by their policies
-        noise.normal_(generator=torch.Generator().manual_seed(derive_seed(seed, _EXPLORE_SALT)))
+        generator = torch.Generator().manual_seed(derive_seed(seed, _EXPLORE_SALT))
+        noise.normal_(generator=generator)
+        latent.normal_(generator=generator)
     draws = RolloutNoise(  # one seed for every panel: the same start state
-        seeds=np.full((n, 1), seed, dtype=np.int64), noise=noise.expand(horizon, n, 1, policy.act_dim).contiguous()
+        seeds=np.full((n, 1), seed, dtype=np.int64),
+        noise=noise.expand(horizon, n, 1, policy.act_dim).contiguous(),
+        latent=latent.expand(n, 1, policy.latent_dim).contiguous(),
     )
     captions = _Captions([p.label for p in panels], task.to_string(), size, family.has_success)
     totals = np.zeros(n)

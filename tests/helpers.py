@@ -12,8 +12,8 @@ from metarl.maml import MetaBatch
 from metarl.policies import GaussianMLPPolicy, Params
 
 
-def tiny_policy(hidden: tuple[int, ...] = (6,)) -> GaussianMLPPolicy:
-    return GaussianMLPPolicy(obs_dim=3, act_dim=2, hidden_sizes=hidden, init_std=0.7)
+def tiny_policy(hidden: tuple[int, ...] = (6,), latent_dim: int = 0) -> GaussianMLPPolicy:
+    return GaussianMLPPolicy(obs_dim=3, act_dim=2, hidden_sizes=hidden, init_std=0.7, latent_dim=latent_dim)
 
 
 def tiny_params(policy: GaussianMLPPolicy, seed: int = 0) -> Params:
@@ -23,14 +23,21 @@ def tiny_params(policy: GaussianMLPPolicy, seed: int = 0) -> Params:
     return {k: v + 0.1 * torch.randn(v.shape, generator=gen, dtype=torch.float64) for k, v in params.items()}
 
 
-def random_episodes(n: int = 3, t: int = 5, r: int = 4, seed: int = 0, *, early_end: bool = True) -> Episodes:
-    """Episodes with random observations, actions and advantages, ``[n, t, r, ...]``, float64."""
+def random_episodes(
+    n: int = 3, t: int = 5, r: int = 4, seed: int = 0, *, early_end: bool = True, latent_dim: int = 0
+) -> Episodes:
+    """Episodes with random observations, actions and advantages, ``[n, t, r, ...]``, float64; with
+    ``latent_dim`` K, each rollout's random latent is appended to its observations at every step."""
     gen = torch.Generator().manual_seed(seed)
     masks = torch.ones(n, t, r, dtype=torch.float64)
     if early_end:
         masks[0, t - 2 :, 0] = 0.0  # one episode ends early
+    obs = torch.randn(n, t, r, 3, generator=gen, dtype=torch.float64)
+    if latent_dim > 0:
+        latents = torch.randn(n, 1, r, latent_dim, generator=gen, dtype=torch.float64)
+        obs = torch.cat([obs, latents.expand(n, t, r, latent_dim)], dim=-1)
     return Episodes(
-        obs=torch.randn(n, t, r, 3, generator=gen, dtype=torch.float64),
+        obs=obs,
         actions=torch.randn(n, t, r, 2, generator=gen, dtype=torch.float64),
         rewards=torch.randn(n, t, r, generator=gen, dtype=torch.float64) * masks,
         masks=masks,
@@ -41,9 +48,9 @@ def random_episodes(n: int = 3, t: int = 5, r: int = 4, seed: int = 0, *, early_
     )
 
 
-def random_meta_batch(steps: int = 1, n: int = 3, seed: int = 0) -> MetaBatch:
-    supports = tuple(random_episodes(n=n, seed=seed + k) for k in range(steps))
-    return MetaBatch(supports, random_episodes(n=n, seed=seed + 50))
+def random_meta_batch(steps: int = 1, n: int = 3, seed: int = 0, latent_dim: int = 0) -> MetaBatch:
+    supports = tuple(random_episodes(n=n, seed=seed + k, latent_dim=latent_dim) for k in range(steps))
+    return MetaBatch(supports, random_episodes(n=n, seed=seed + 50, latent_dim=latent_dim))
 
 
 def hessian_vector_product_fn(

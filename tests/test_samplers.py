@@ -11,17 +11,21 @@ from metarl.envs.base import StepResult
 from metarl.envs.registry import family_names, make_family
 from metarl.episodes import Episodes
 from metarl.experiment import make_sampler
-from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, stack_params
+from metarl.policies import GaussianMLPPolicy, Params, gaussian_log_prob, stack_params, step_log_prob
 from metarl.samplers import BatchSampler, StepView, draw_noise, rollout
 
 HORIZON = 25
 TASKS, ROLLOUTS = 2, 2
 
 
-def _setup(name: str, seed: int = 0) -> tuple[BatchSampler, Params, list]:
+def _setup(name: str, seed: int = 0, latent_dim: int = 0) -> tuple[BatchSampler, Params, list]:
     family = make_family(name, {"horizon": HORIZON})
     policy = GaussianMLPPolicy(
-        int(family.observation_space.shape[0]), int(family.action_space.shape[0]), (16,), init_std=0.5
+        int(family.observation_space.shape[0]),
+        int(family.action_space.shape[0]),
+        (16,),
+        init_std=0.5,
+        latent_dim=latent_dim,
     )
     params = stack_params(policy.init_params(torch.Generator().manual_seed(seed), dtype=torch.float64), TASKS)
     tasks = family.sample_tasks(TASKS, np.random.default_rng(seed))
@@ -88,6 +92,30 @@ def test_episode_layout_masks_and_log_probs() -> None:
     expected = gaussian_log_prob(mean, log_std, episodes.actions)
     torch.testing.assert_close(episodes.log_probs * masks, expected * masks, rtol=1e-9, atol=1e-9)
     sampler.close()
+
+
+def test_a_latent_is_drawn_once_per_episode_and_counted_at_its_first_step() -> None:
+    """With ``policy.latent_dim`` K the policy reads one latent per episode beside the observation;
+    the episodes' log-probabilities are the policy's own (``log q(z)`` at t = 0), the environment's
+    observations are the ones without a latent, and the same seeds give the same episodes."""
+    sampler, params, tasks = _setup("GraspObject", latent_dim=2)
+    policy = sampler.policy
+    params = {**params, "latent_mean": params["latent_mean"] + torch.tensor([0.3, -0.2], dtype=torch.float64)}
+    episodes = _collect(sampler, params, tasks)
+    assert episodes.obs.shape == (TASKS, HORIZON, ROLLOUTS, policy.obs_dim + 2)
+    latents = policy.latents(episodes.obs)  # [N, R, K]
+    torch.testing.assert_close(episodes.obs[..., policy.obs_dim :], latents.unsqueeze(1).expand(-1, HORIZON, -1, -1))
+    assert len({tuple(z.tolist()) for z in latents.reshape(-1, 2)}) == TASKS * ROLLOUTS  # one draw per episode
+    expected = step_log_prob(policy, params, episodes.obs, episodes.actions)
+    masks = episodes.masks
+    torch.testing.assert_close(episodes.log_probs * masks, expected * masks, rtol=1e-9, atol=1e-9)
+    plain, plain_params, _ = _setup("GraspObject")  # the same network without a latent
+    replay = _collect(sampler, params, tasks)
+    assert all(torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(episodes, replay, strict=True))
+    same_start = _collect(plain, plain_params, tasks)
+    torch.testing.assert_close(episodes.obs[:, 0, :, : policy.obs_dim], same_start.obs[:, 0])  # same resets
+    sampler.close()
+    plain.close()
 
 
 def test_collection_uses_one_torch_thread_and_restores_the_count() -> None:
