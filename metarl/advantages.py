@@ -80,14 +80,22 @@ def fit_linear_baseline(features: Tensor, targets: Tensor, reg: float) -> Tensor
     return weights
 
 
-def baseline_values(episodes: Episodes, gamma: float, reg: float) -> Tensor:
+def baseline_values(episodes: Episodes, gamma: float, reg: float, obs_dim: int | None = None) -> Tensor:
     """Fits one linear baseline per task to its own returns and evaluates it.
+
+    Args:
+        episodes: The episodes.
+        gamma: Discount.
+        reg: Ridge coefficient.
+        obs_dim: Features from the first ``obs_dim`` columns of the observations only (None: all).
+            A policy's per-episode latent is part of its first step's action, so a baseline that
+            read it would bias the latent's gradient: the environment's observation alone is used.
 
     Returns:
         ``[N, T, R]`` value estimates (zero where masked).
     """
     n, horizon, r = episodes.rewards.shape
-    feats = baseline_features(episodes.obs, episodes.masks)
+    feats = baseline_features(episodes.obs[..., :obs_dim], episodes.masks)
     returns = discounted_returns(episodes.rewards, episodes.masks, gamma)
     weights = fit_linear_baseline(feats.reshape(n, horizon * r, -1), returns.reshape(n, -1), reg)
     values = (feats.to(torch.float64) @ weights.view(n, 1, -1, 1)).squeeze(-1)
@@ -138,9 +146,12 @@ def normalize_per_task(adv: Tensor, masks: Tensor, eps: float = 1e-8) -> Tensor:
     return (adv - mean) / (var.sqrt() + eps) * masks
 
 
-def with_advantages(episodes: Episodes, gamma: float, gae_lambda: float, normalize: bool, reg: float) -> Episodes:
-    """Returns ``episodes`` with its ``advantages`` field filled (baseline fit per task + GAE)."""
-    values = baseline_values(episodes, gamma, reg)
+def with_advantages(
+    episodes: Episodes, gamma: float, gae_lambda: float, normalize: bool, reg: float, obs_dim: int | None = None
+) -> Episodes:
+    """Returns ``episodes`` with its ``advantages`` field filled (baseline fit per task + GAE; the
+    baseline reads the first ``obs_dim`` observation columns, see :func:`baseline_values`)."""
+    values = baseline_values(episodes, gamma, reg, obs_dim)
     adv = gae(episodes.rewards, values, episodes.masks, gamma, gae_lambda)
     if normalize:
         adv = normalize_per_task(adv, episodes.masks)

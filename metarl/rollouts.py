@@ -136,7 +136,12 @@ def collect_adaptation(
     for k in range(settings.steps + 1):
         episodes = sampler.collect(current, tasks, settings.rollouts, streams.rng, streams.generator)
         episodes = with_advantages(
-            episodes, advantage.gamma, advantage.gae_lambda, advantage.normalize, advantage.baseline_reg
+            episodes,
+            advantage.gamma,
+            advantage.gae_lambda,
+            advantage.normalize,
+            advantage.baseline_reg,
+            sampler.policy.obs_dim,  # not the latent: it is part of the first step's action
         )
         batches.append(episodes)
         if k < settings.steps:

@@ -99,3 +99,17 @@ def test_with_advantages_reduces_variance_against_raw_returns() -> None:
     assert (returns - values).var() < returns.var()
     out = with_advantages(ep, 0.99, 1.0, True, 1e-5)
     assert out.advantages.shape == ep.rewards.shape and not out.advantages.requires_grad
+
+
+def test_the_baseline_does_not_read_a_latent() -> None:
+    """With ``obs_dim`` the baseline is fit on the environment's observation alone: the latent is part
+    of the first step's action, and a baseline that read it would take its effect out of A_0."""
+    ep = random_episodes(n=2, t=6, r=5, early_end=False, latent_dim=2)
+    ep = ep._replace(rewards=ep.rewards + 3.0 * ep.obs[:, :1, :, 3:4].sum(-1))  # the return follows z
+    without = ep._replace(obs=ep.obs[..., :3])
+    torch.testing.assert_close(baseline_values(ep, 0.99, 1e-5, obs_dim=3), baseline_values(without, 0.99, 1e-5))
+    reads_z = with_advantages(ep, 0.99, 1.0, False, 1e-5).advantages[:, 0]
+    blind = with_advantages(ep, 0.99, 1.0, False, 1e-5, obs_dim=3).advantages[:, 0]
+    z = ep.obs[:, 0, :, 3]
+    assert abs(torch.corrcoef(torch.stack([blind.reshape(-1), z.reshape(-1)]))[0, 1]) > 0.5
+    assert reads_z.abs().mean() < blind.abs().mean()  # the latent's signal fitted away
