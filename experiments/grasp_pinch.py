@@ -35,9 +35,9 @@ def measure(path: Path, tasks_name: str, steps: int, rollouts: int, fast_lr: flo
     exp, ckpt = load_experiment(path)
     try:
         tasks = task_set(exp.family, tasks_name, exp.config)
-        settings = AdaptationSettings(
-            steps, rollouts, exp.config.inner.fast_lr if fast_lr is None else fast_lr, exp.config.advantage
-        )
+        settings = AdaptationSettings.evaluation(exp.config, steps, rollouts)
+        if fast_lr is not None:
+            settings = dataclasses.replace(settings, fast_lr=fast_lr)
         adaptation = collect_adaptation(exp.sampler, ckpt.params, tasks, settings, Streams.from_seed(seed))
     finally:
         exp.sampler.close()

@@ -42,14 +42,14 @@ class AdaptationSettings:
         rollouts: Rollouts per task for every batch (support and query).
         fast_lr: Inner step size ``α``.
         advantage: Returns, baseline and advantage settings.
-        latent_lr: Inner step size of a per-episode latent's parameters (None: ``fast_lr``).
+        latent_lr: Inner step size of a per-episode latent's parameters (``inner.latent_step``).
     """
 
     steps: int
     rollouts: int
     fast_lr: float
     advantage: AdvantageConfig
-    latent_lr: float | None = None
+    latent_lr: float
 
     @classmethod
     def training(cls, config: Config) -> AdaptationSettings:

@@ -104,7 +104,8 @@ def random_init_report(config: Config, tasks: Sequence[Task], budget: Budget, se
     exp = build_experiment(local)
     try:
         init = exp.policy.init_params(torch.Generator().manual_seed(_seed(seed, _STREAM_INIT, 0)))
-        settings = AdaptationSettings(budget.steps, budget.rollouts, config.inner.fast_lr, config.advantage)
+        inner = config.inner
+        settings = AdaptationSettings(budget.steps, budget.rollouts, inner.fast_lr, config.advantage, inner.latent_step)
         return evaluate_adaptation(exp.sampler, init, tasks, settings, seed)
     finally:
         exp.sampler.close()

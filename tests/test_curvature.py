@@ -64,7 +64,9 @@ def _batch(config: Config, iterations: int) -> tuple[GaussianMLPPolicy, Params, 
     try:
         for k in range(iterations + 1):
             tasks = exp.family.sample_tasks(config.outer.meta_batch_size, rng)
-            settings = AdaptationSettings(1, config.inner.rollouts, config.inner.fast_lr, config.advantage)
+            settings = AdaptationSettings(
+                1, config.inner.rollouts, config.inner.fast_lr, config.advantage, config.inner.latent_step
+            )
             episodes = collect_adaptation(exp.sampler, params, tasks, settings, Streams(rng, gen)).episodes
             batch = MetaBatch((episodes[0],), episodes[1])
             if k < iterations:
