@@ -3,7 +3,8 @@
 For each checkpoint: adapt to every object of a task set for K steps (as ``metarl evaluate``),
 and after each step print the return, the success rate, how often the pads closed on the
 object, how far from the hidden centre of mass they closed (|offset|), and the correlation over
-objects between where the policy pinched and where the mass is (see
+objects between where the policy pinched and where the mass is, and how far apart one object's
+rollouts pinch (the spread of its exploration; see
 ``metarl.envs.grasping.diagnostics``). A policy that adapts pinches closer to the mass after
 each step and its correlation rises from about 0.
 
@@ -71,6 +72,7 @@ def main() -> int:
     rows = []
     print(
         "checkpoint                               lr    step  return  success  grasped  |offset| cm  corr(pinch, com)"
+        "  spread cm"
     )
     for path in args.checkpoints:
         for row in measure(path, args.tasks, args.steps, args.rollouts, args.fast_lr, args.seed):
@@ -78,7 +80,7 @@ def main() -> int:
             print(
                 f"{str(path)[-40:]:40s} {row['fast_lr']:5.3f} {row['step']:4d} {row['return']:7.2f} "
                 f"{100 * row['success']:7.1f}% {100 * row['grasped']:7.1f}% {100 * row['abs_offset']:10.2f} "
-                f"{row['com_corr']:12.2f}"
+                f"{row['com_corr']:12.2f} {100 * row['spread']:10.2f}"
             )
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -446,5 +446,8 @@ def test_pinch_offsets_read_where_the_fingers_closed_from_the_observations(famil
     obs, masks = _record(family, tasks, ctl.PlanController(ctl.com_plan([t.object for t in tasks])))
     oracle = pinch_stats(tasks, pinch_offsets(tasks, obs, masks))
     assert oracle.abs_offset < 0.005 and oracle.com_corr > 0.95
+    assert math.isnan(stats.spread)  # one rollout per task: no spread to measure
+    two = np.stack([offsets, offsets + 0.02], axis=1)  # the second rollout of every task 2 cm further along
+    assert pinch_stats(tasks, two).spread == pytest.approx(0.01)
     # Never touched: NaN, left out of the statistics.
     assert np.isnan(pinch_offsets(tasks[:1], np.zeros((1, 3, 2, OBS_DIM)), np.ones((1, 3, 2)))).all()

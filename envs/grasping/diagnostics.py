@@ -72,11 +72,15 @@ class PinchStats:
         com_corr: Correlation over tasks between where the policy pinched (object frame) and
             where the centre of mass is: near 0 for a policy that cannot know it, towards 1 for
             one that has found it. NaN with fewer than 3 grasped tasks or no spread.
+        spread: Mean over tasks of the standard deviation over rollouts of the pinch point (m):
+            how far apart one task's rollouts pinch, i.e. how widely the policy explores where to
+            pinch (tasks with fewer than 2 grasped rollouts are left out; NaN if none is left).
     """
 
     grasped: float
     abs_offset: float
     com_corr: float
+    spread: float = math.nan
 
 
 def pinch_stats(tasks: Sequence[Task], offsets: np.ndarray) -> PinchStats:
@@ -93,4 +97,6 @@ def pinch_stats(tasks: Sequence[Task], offsets: np.ndarray) -> PinchStats:
         corr = float(np.corrcoef(pinch[keep], com[keep])[0, 1])
     else:
         corr = math.nan
-    return PinchStats(float(grasped.mean()), abs_offset, corr)
+    several = grasped.sum(axis=1) >= 2
+    spread = float(np.nanstd(offsets[several], axis=1).mean()) if several.any() else math.nan
+    return PinchStats(float(grasped.mean()), abs_offset, corr, spread)
