@@ -26,28 +26,39 @@ from metarl.policies import GaussianMLPPolicy, Params, stack_params, step_log_pr
 def step_size(name: str, fast_lr: float, latent_lr: float | None) -> float:
     """The inner step size of parameter ``name``: ``latent_lr`` for the latent's, else ``fast_lr``.
 
-    The inner loss's Hessian has no cross terms between the latent's parameters and the network's
-    (the latent enters the network as sampled data), so a step size per block keeps each inner
-    step's Jacobian ``I − diag(α) ∇²L`` symmetric.
+    The REINFORCE inner loss's Hessian has no cross terms between the latent's parameters and the
+    network's (the latent enters the network as sampled data), so a step size per block keeps each
+    inner step's Jacobian ``I − diag(α) ∇²L`` symmetric; the low-variance-curvature loss couples
+    them (its ``∇log π ∇log πᵀ`` term), and the meta-update then uses the Jacobian and its transpose
+    as they are.
     """
     if latent_lr is not None and name.startswith("latent_"):
         return latent_lr
     return fast_lr
 
 
-def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes) -> Tensor:
+def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes, *, lvc: bool = False) -> Tensor:
     """REINFORCE loss of each task: ``−mean_t,r log π(a|s) · A`` over the valid steps (with the
     latent's ``log q(z)`` in the first step's log-probability, :func:`metarl.policies.step_log_prob`).
+
+    With ``lvc`` the loss is ProMP's low-variance curvature form ``−mean π(a|s) / ⊥π(a|s) · A``
+    (Rothfuss et al., 2019; ``⊥`` stops the gradient): the same value and gradient at the
+    parameters the episodes were sampled with, and a Hessian with the extra term
+    ``−mean A ∇log π ∇log πᵀ``, the part of the expected return's curvature that comes from the
+    sampling distribution itself.
 
     Args:
         policy: Architecture.
         params: Stacked parameters ``[N, *shape]``.
         episodes: Support episodes of the ``N`` tasks, advantages filled.
+        lvc: The low-variance-curvature form.
 
     Returns:
         ``[N]`` per-task losses.
     """
     logp = step_log_prob(policy, params, episodes.obs, episodes.actions)
+    if lvc:
+        logp = torch.exp(logp - logp.detach())
     masks = episodes.masks
     return -(logp * episodes.advantages * masks).sum((1, 2)) / masks.sum((1, 2)).clamp(min=1.0)
 
@@ -61,6 +72,7 @@ def inner_step(
     first_order: bool,
     create_graph: bool,
     latent_lr: float | None = None,
+    lvc: bool = False,
 ) -> Params:
     """One policy-gradient step for every task at once.
 
@@ -76,6 +88,7 @@ def inner_step(
         first_order: Treat the inner gradient as a constant (FOMAML).
         create_graph: Keep the graph of the gradient (MAML's second-order term).
         latent_lr: Step size of the latent's parameters (default ``fast_lr``).
+        lvc: The low-variance-curvature inner loss (see :func:`inner_loss`).
 
     Returns:
         Stacked adapted parameters ``[N, *shape]``.
@@ -85,7 +98,7 @@ def inner_step(
     def step(group: Params, support: Episodes) -> Params:  # one group of tasks
         with torch.enable_grad():
             leaves = {k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in group.items()}
-            loss = inner_loss(policy, leaves, support).sum()
+            loss = inner_loss(policy, leaves, support, lvc=lvc).sum()
             grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=keep_graph)
         out: Params = {}
         for (k, p), g in zip(leaves.items(), grads, strict=True):
@@ -110,6 +123,7 @@ def adapt(
     first_order: bool = False,
     create_graph: bool = False,
     latent_lr: float | None = None,
+    lvc: bool = False,
 ) -> Params:
     """Adapted parameters of every task after ``len(supports)`` inner steps.
 
@@ -123,6 +137,7 @@ def adapt(
         first_order: FOMAML (see :func:`inner_step`).
         create_graph: Keep the result differentiable to second order in ``params``.
         latent_lr: Step size of the latent's parameters (default ``fast_lr``).
+        lvc: The low-variance-curvature inner loss (see :func:`inner_loss`).
 
     Returns:
         Stacked parameters ``[N, *shape]``.
@@ -141,5 +156,6 @@ def adapt(
             first_order=first_order,
             create_graph=create_graph,
             latent_lr=latent_lr,
+            lvc=lvc,
         )
     return stacked

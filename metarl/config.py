@@ -131,6 +131,12 @@ class InnerConfig:
     latent_lr: float = param(
         0.0, "inner step size of the latent's mean and log-std (policy.latent_dim > 0); 0: inner.fast_lr", low=0
     )
+    loss: Literal["reinforce", "lvc"] = param(
+        "reinforce",
+        "inner loss: reinforce (-log pi * A, the MAML paper's) or lvc (ProMP's low-variance curvature, "
+        "-pi/stop(pi) * A: the same gradient, but its Hessian adds sum A grad log pi grad log pi^T, so that "
+        "maml_trpo's meta-gradient sees how the meta-policy's own support rollouts shape the inner step)",
+    )
 
     @property
     def latent_step(self) -> float:

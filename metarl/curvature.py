@@ -343,7 +343,21 @@ def score_term(
     return ScoreTerm(policy, layers, head, acts, back, weights, resid, d_mean, gradient, scored)
 
 
-def score_hessian_product(term: ScoreTerm, direction: Params) -> Params:
+def _weighted_gradient(term: ScoreTerm, weights: Tensor) -> Params:
+    """The gradient of ``−Σ_s w_s log π(a_s | o_s)`` (``log q(z)`` at the first steps) at the term's
+    parameters for other weights ``w [n, S, 1]``: one more backward pass over the cached activations."""
+    d_mean = -weights * term.resid * term.head.inv_var
+    back = backward(term.acts, term.layers, d_mean)
+    d_log_std = (weights * (1.0 - term.resid.square() * term.head.inv_var)).sum(1) * term.head.open.squeeze(1)
+    latent = None
+    if term.latent is not None:
+        lat = term.latent
+        first = weights[:, : lat.resid.shape[1]]
+        latent = (-(first * lat.resid * lat.inv_var).sum(1), (first * (1.0 - lat.resid.square() * lat.inv_var)).sum(1))
+    return _join(term.policy, back.grads, d_log_std, latent)
+
+
+def score_hessian_product(term: ScoreTerm, direction: Params, *, lvc: bool = False) -> Params:
     """``∇²f_i · u_i`` for every task: the directional derivative of :attr:`ScoreTerm.gradient`.
 
     The term must have been built with ``second_order=True``.
@@ -351,6 +365,9 @@ def score_hessian_product(term: ScoreTerm, direction: Params) -> Params:
     Args:
         term: The term at its parameters.
         direction: ``u`` stacked like the parameters (a broadcast view is fine).
+        lvc: ``f`` in ProMP's low-variance-curvature form ``−Σ_s c_s π_s / ⊥π_s`` (same value and
+            gradient): its Hessian adds ``−Σ_s c_s g_s g_sᵀ`` with ``g_s = ∇log π_s``, whose product
+            is the gradient of the score term with weights ``c_s (g_s · u)``.
     """
     d_layers, d_log_std = _split(term.policy, direction)
     moves = tangent(term.acts, term.layers, d_layers)
@@ -369,7 +386,20 @@ def score_hessian_product(term: ScoreTerm, direction: Params) -> Params:
         r_mean = (z_scaled * torch.addcmul(u_mean, lat.resid, u_log_std, value=2.0)).sum(1)
         r_std = 2.0 * (z_scaled * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std)).sum(1)
         latent = (r_mean, r_std)
-    return _join(term.policy, r_layers, 2.0 * r_d_log_std * term.head.open.squeeze(1), latent)
+    product = _join(term.policy, r_layers, 2.0 * r_d_log_std * term.head.open.squeeze(1), latent)
+    if not lvc:
+        return product
+    # g_s · u = Σ_j σ⁻² (a − μ) (Rμ + (a − μ) R log σ) − R log σ, and the latent's at the first steps
+    r_logp = (term.head.inv_var * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std) - r_log_std).sum(
+        -1, keepdim=True
+    )
+    if term.latent is not None:
+        lat = term.latent
+        u_mean, u_log_std = direction["latent_mean"].unsqueeze(1), direction["latent_log_std"].unsqueeze(1)
+        r_z = (lat.inv_var * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std) - u_log_std).sum(-1, keepdim=True)
+        r_logp = torch.cat([r_logp[:, : r_z.shape[1]] + r_z, r_logp[:, r_z.shape[1] :]], dim=1)
+    outer = _weighted_gradient(term, term.weights * r_logp)
+    return {k: v + outer[k] for k, v in product.items()}
 
 
 class KLTerm(NamedTuple):

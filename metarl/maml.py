@@ -108,6 +108,7 @@ def query_distribution(
         first_order=inner.algorithm == "fomaml",
         create_graph=create_graph,
         latent_lr=inner.latent_step,
+        lvc=inner.loss == "lvc",
     )
     return task_outputs(policy, adapted, batch.query.obs)
 
@@ -207,6 +208,7 @@ class GroupCurvature(NamedTuple):
             step's Jacobian ``J_k = I − α ∇²L_k`` (empty: first order).
         fast_lr: ``α``.
         latent_lr: ``α_z``, the step size of a latent's parameters.
+        lvc: The inner loss is in its low-variance-curvature form (its Hessian has the extra term).
         kl: The KL's Gauss-Newton term on the query steps, at the adapted parameters.
         pre_kl: With ``outer.pre_kl_weight`` w > 0: the Gauss-Newton term of w times the
             meta-policy's own KL on the first support batch's steps (no inner step in between).
@@ -219,6 +221,7 @@ class GroupCurvature(NamedTuple):
     inner_steps: tuple[ScoreTerm, ...]
     fast_lr: float
     latent_lr: float
+    lvc: bool
     kl: KLTerm
     pre_kl: KLTerm | None = None
     old_pre: PolicyOutputs | None = None
@@ -266,8 +269,9 @@ def group_curvature(
     loss = (n / num_tasks) * surrogate_loss(old.log_prob, old.log_prob, query).item()
     gradient = surrogate.gradient
     lrs = (inner.fast_lr, inner.latent_step)
-    for term in reversed(steps):  # ∇θ = J_1ᵀ ⋯ J_Kᵀ ∇θ', each J_k symmetric
-        gradient = _jacobian_product(term, gradient, *lrs)
+    lvc = inner.loss == "lvc"
+    for term in reversed(steps):  # ∇θ = J_1ᵀ ⋯ J_Kᵀ ∇θ'
+        gradient = _jacobian_product(term, gradient, *lrs, lvc=lvc, transpose=True)
     if hvp_subsample < 1.0:
         sub = subsample_steps(query, hvp_subsample)
         acts = forward(layers_of(policy, current), _flat(sub.obs))
@@ -290,6 +294,7 @@ def group_curvature(
         inner_steps=tuple(steps),
         fast_lr=inner.fast_lr,
         latent_lr=inner.latent_step,
+        lvc=lvc,
         kl=kl,
         pre_kl=pre_kl,
         old_pre=old_pre,
@@ -326,10 +331,17 @@ def _query_outputs(policy: GaussianMLPPolicy, params: Params, acts: Activations,
     return PolicyOutputs(mean, log_std[:, None, None, :].expand_as(mean), *policy.task_latent(params))
 
 
-def _jacobian_product(term: ScoreTerm, u: Params, fast_lr: float, latent_lr: float) -> Params:
-    """``(I − diag(α) ∇²L) u`` per task: the inner step's Jacobian (symmetric: ``∇²L`` has no cross
-    terms between the blocks with different step sizes) times ``u``."""
-    hessian_u = score_hessian_product(term, u)
+def _jacobian_product(
+    term: ScoreTerm, u: Params, fast_lr: float, latent_lr: float, *, lvc: bool, transpose: bool
+) -> Params:
+    """``J u`` or ``Jᵀ u`` per task, ``J = I − D ∇²L`` the inner step's Jacobian with ``D`` the step
+    sizes (``α``, and ``α_z`` for a latent's parameters). ``J`` is symmetric unless the low-variance
+    curvature couples a latent's block, with its own step size, to the network's."""
+    if transpose:
+        scaled = {k: step_size(k, fast_lr, latent_lr) * v for k, v in u.items()}
+        hessian_u = score_hessian_product(term, scaled, lvc=lvc)
+        return {k: v - hessian_u[k] for k, v in u.items()}
+    hessian_u = score_hessian_product(term, u, lvc=lvc)
     return {k: v - step_size(k, fast_lr, latent_lr) * hessian_u[k] for k, v in u.items()}
 
 
@@ -361,11 +373,11 @@ def curvature_product(curvature: GroupCurvature, v: Tensor, like: Params) -> Ten
     expanded = {k: t.unsqueeze(0).expand(n, *t.shape) for k, t in vector_to_params(v, like).items()}
     u = expanded
     lrs = (curvature.fast_lr, curvature.latent_lr)
-    for term in curvature.inner_steps:
-        u = _jacobian_product(term, u, *lrs)
+    for term in curvature.inner_steps:  # J = J_K ⋯ J_1
+        u = _jacobian_product(term, u, *lrs, lvc=curvature.lvc, transpose=False)
     u = kl_gauss_newton_product(curvature.kl, u)
     for term in reversed(curvature.inner_steps):
-        u = _jacobian_product(term, u, *lrs)
+        u = _jacobian_product(term, u, *lrs, lvc=curvature.lvc, transpose=True)
     if curvature.pre_kl is not None:  # the meta-policy's own KL: its Fisher, no inner step
         pre = kl_gauss_newton_product(curvature.pre_kl, expanded)
         u = {k: u[k] + pre[k] for k in u}
@@ -490,6 +502,7 @@ def reptile_meta_update(
         inner.fast_lr,
         num_tasks=batch.query.num_tasks,
         latent_lr=inner.latent_step,
+        lvc=inner.loss == "lvc",
     )
     new_params = {k: (v + outer.step_size * (adapted[k].mean(0) - v)).detach() for k, v in params.items()}
     if not _all_finite(list(new_params.values())):

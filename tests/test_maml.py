@@ -32,6 +32,7 @@ from metarl.policies import (
     outputs_log_prob,
     params_to_vector,
     stack_params,
+    step_log_prob,
     task_outputs,
     vector_to_params,
 )
@@ -155,6 +156,36 @@ def test_batched_inner_step_equals_a_loop_over_tasks() -> None:
         grads = torch.autograd.grad(loss, list(single.values()))
         for (k, v), g in zip(single.items(), grads, strict=True):
             torch.testing.assert_close(adapted[k][i], (v - 0.3 * g).detach())
+
+
+def test_the_lvc_inner_loss_has_the_same_step_and_the_score_outer_product_in_its_hessian() -> None:
+    """ProMP's low-variance curvature: the same inner step (same gradient), and a Hessian that differs
+    from REINFORCE's by exactly ``−Σ_s c_s g_s g_sᵀ`` (``g_s`` the per-step score, ``c_s = A m / Σm``)."""
+    policy = tiny_policy(latent_dim=2)
+    params = tiny_params(policy)
+    support = random_meta_batch(latent_dim=2).supports[0]
+    one = support.tasks(slice(0, 1))
+    for k, v in adapt(policy, params, (support,), 0.3, lvc=True).items():
+        torch.testing.assert_close(v, adapt(policy, params, (support,), 0.3)[k])
+    x0 = params_to_vector(params)
+
+    def hessian(lvc: bool) -> Tensor:
+        def loss(x: Tensor) -> Tensor:
+            stacked = stack_params(vector_to_params(x, params), 1)
+            return inner_loss(policy, stacked, one, lvc=lvc).sum()
+
+        return torch.autograd.functional.hessian(loss, x0)
+
+    scores = []  # g_s, one per step of task 0
+    weights = one.advantages * one.masks / one.masks.sum()
+    for t in range(one.rewards.shape[1]):
+        for r in range(one.rewards.shape[2]):
+            x = x0.clone().requires_grad_(True)
+            stacked = stack_params(vector_to_params(x, params), 1)
+            (g,) = torch.autograd.grad(step_log_prob(policy, stacked, one.obs, one.actions)[0, t, r], x)
+            scores.append((weights[0, t, r], g))
+    outer = sum(c * torch.outer(g, g) for c, g in scores)
+    torch.testing.assert_close(hessian(True) - hessian(False), -outer, rtol=1e-9, atol=1e-11)
 
 
 def test_the_latent_takes_its_own_inner_step_size() -> None:
@@ -317,16 +348,20 @@ def test_inner_step_in_groups_keeps_the_second_order_gradient(monkeypatch: pytes
 
 
 @pytest.mark.parametrize(("algorithm", "steps"), [("maml_trpo", 1), ("maml_trpo", 2), ("fomaml", 1), ("fomaml", 2)])
-@pytest.mark.parametrize(("hidden", "latent_dim"), [((6,), 0), ((5, 4), 0), ((5, 4), 2)])
+@pytest.mark.parametrize(
+    ("hidden", "latent_dim", "loss"),
+    [((6,), 0, "reinforce"), ((5, 4), 0, "reinforce"), ((5, 4), 2, "reinforce"), ((5, 4), 0, "lvc"), ((6,), 2, "lvc")],
+)
 def test_curvature_product_equals_the_double_backward_hessian_product(
-    algorithm: Algorithm, steps: int, hidden: tuple[int, ...], latent_dim: int
+    algorithm: Algorithm, steps: int, hidden: tuple[int, ...], latent_dim: int, loss: Literal["reinforce", "lvc"]
 ) -> None:
     """``Jᵀ M J v`` written out through the inner steps is the KL's exact Hessian product at the current point
-    (with a per-episode latent: its own block, and its own inner step size)."""
+    (with a per-episode latent: its own block, and its own inner step size; with the low-variance-curvature
+    inner loss, whose Hessian couples the latent's block to the network's, so that J is not symmetric)."""
     policy = tiny_policy(hidden, latent_dim=latent_dim)
     params = tiny_params(policy)
     batch = random_meta_batch(steps=steps, n=4, latent_dim=latent_dim)
-    inner = dataclasses.replace(LATENT_INNER if latent_dim else INNER, algorithm=algorithm)
+    inner = dataclasses.replace(LATENT_INNER if latent_dim else INNER, algorithm=algorithm, loss=loss)
     theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     out = query_distribution(policy, theta, batch, inner, create_graph=algorithm == "maml_trpo")
     kl = 0.5 * mean_kl(_detached(out), out, batch.query.masks)  # 4 of 8 tasks
@@ -353,15 +388,25 @@ def test_curvature_product_through_a_clamped_standard_deviation() -> None:
 
 
 @pytest.mark.parametrize(
-    ("algorithm", "steps", "latent_dim"),
-    [("maml_trpo", 1, 0), ("maml_trpo", 2, 0), ("fomaml", 2, 0), ("maml_trpo", 2, 2), ("fomaml", 1, 2)],
+    ("algorithm", "steps", "latent_dim", "loss"),
+    [
+        ("maml_trpo", 1, 0, "reinforce"),
+        ("maml_trpo", 2, 0, "reinforce"),
+        ("fomaml", 2, 0, "reinforce"),
+        ("maml_trpo", 2, 2, "reinforce"),
+        ("fomaml", 1, 2, "reinforce"),
+        ("maml_trpo", 2, 0, "lvc"),
+        ("maml_trpo", 2, 2, "lvc"),
+    ],
 )
-def test_written_out_meta_gradient_equals_autograd(algorithm: Algorithm, steps: int, latent_dim: int) -> None:
+def test_written_out_meta_gradient_equals_autograd(
+    algorithm: Algorithm, steps: int, latent_dim: int, loss: Literal["reinforce", "lvc"]
+) -> None:
     """The update's gradient and old policy (written out) equal autograd's through the inner steps."""
     policy = tiny_policy((5, 4), latent_dim=latent_dim)
     params = tiny_params(policy)
     batch = random_meta_batch(steps=steps, n=3, latent_dim=latent_dim)
-    inner = dataclasses.replace(LATENT_INNER if latent_dim else INNER, algorithm=algorithm)
+    inner = dataclasses.replace(LATENT_INNER if latent_dim else INNER, algorithm=algorithm, loss=loss)
     curvature = group_curvature(policy, params, batch, inner, num_tasks=3, hvp_subsample=0.4)
     torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
     with torch.no_grad():
