@@ -335,12 +335,16 @@ def score_term(
     # the latent's block: −Σ_r c_r log q(z_r), a Gaussian whose outputs are its parameters
     z_resid = latent.latents - params["latent_mean"].unsqueeze(1)
     z_inv_var = torch.exp(-2.0 * params["latent_log_std"]).unsqueeze(1)
-    c0 = latent.weights
-    d_latent_mean = -(c0 * z_resid * z_inv_var).sum(1)
-    d_latent_log_std = (c0 * (1.0 - z_resid.square() * z_inv_var)).sum(1)
-    gradient = _join(policy, back.grads, d_log_std, (d_latent_mean, d_latent_log_std))
-    scored = LatentScore(c0, z_resid, z_inv_var)
+    scored = LatentScore(latent.weights, z_resid, z_inv_var)
+    gradient = _join(policy, back.grads, d_log_std, _latent_gradient(scored, latent.weights))
     return ScoreTerm(policy, layers, head, acts, back, weights, resid, d_mean, gradient, scored)
+
+
+def _latent_gradient(latent: LatentScore, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """``∂/∂(μ_z, log σ_z)`` of ``−Σ_r w_r log q(z_r)``, ``w [n, R, 1]``: ``([n, K], [n, K])``."""
+    d_mean = -(weights * latent.resid * latent.inv_var).sum(1)
+    d_log_std = (weights * (1.0 - latent.resid.square() * latent.inv_var)).sum(1)
+    return d_mean, d_log_std
 
 
 def _weighted_gradient(term: ScoreTerm, weights: Tensor) -> Params:
@@ -351,9 +355,7 @@ def _weighted_gradient(term: ScoreTerm, weights: Tensor) -> Params:
     d_log_std = (weights * (1.0 - term.resid.square() * term.head.inv_var)).sum(1) * term.head.open.squeeze(1)
     latent = None
     if term.latent is not None:
-        lat = term.latent
-        first = weights[:, : lat.resid.shape[1]]
-        latent = (-(first * lat.resid * lat.inv_var).sum(1), (first * (1.0 - lat.resid.square() * lat.inv_var)).sum(1))
+        latent = _latent_gradient(term.latent, weights[:, : term.latent.resid.shape[1]])
     return _join(term.policy, back.grads, d_log_std, latent)
 
 
@@ -379,8 +381,8 @@ def score_hessian_product(term: ScoreTerm, direction: Params, *, lvc: bool = Fal
     # R Σ_s c (1 − (a − μ)² σ⁻²) = Σ_s c σ⁻² (2 (a − μ) Rμ + 2 (a − μ)² R log σ)
     r_d_log_std = (scaled * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std)).sum(1)
     latent = None
-    if term.latent is not None:  # the same two formulas with Rμ_z = u_μ, R log σ_z = u_s
-        lat = term.latent
+    lat = term.latent
+    if lat is not None:  # the same two formulas with Rμ_z = u_μ, R log σ_z = u_s
         u_mean, u_log_std = direction["latent_mean"].unsqueeze(1), direction["latent_log_std"].unsqueeze(1)
         z_scaled = lat.weights * lat.inv_var
         r_mean = (z_scaled * torch.addcmul(u_mean, lat.resid, u_log_std, value=2.0)).sum(1)
@@ -393,9 +395,7 @@ def score_hessian_product(term: ScoreTerm, direction: Params, *, lvc: bool = Fal
     r_logp = (term.head.inv_var * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std) - r_log_std).sum(
         -1, keepdim=True
     )
-    if term.latent is not None:
-        lat = term.latent
-        u_mean, u_log_std = direction["latent_mean"].unsqueeze(1), direction["latent_log_std"].unsqueeze(1)
+    if lat is not None:
         r_z = (lat.inv_var * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std) - u_log_std).sum(-1, keepdim=True)
         r_logp = torch.cat([r_logp[:, : r_z.shape[1]] + r_z, r_logp[:, r_z.shape[1] :]], dim=1)
     outer = _weighted_gradient(term, term.weights * r_logp)
