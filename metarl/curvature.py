@@ -347,18 +347,6 @@ def _latent_gradient(latent: LatentScore, weights: Tensor) -> tuple[Tensor, Tens
     return d_mean, d_log_std
 
 
-def _weighted_gradient(term: ScoreTerm, weights: Tensor) -> Params:
-    """The gradient of ``−Σ_s w_s log π(a_s | o_s)`` (``log q(z)`` at the first steps) at the term's
-    parameters for other weights ``w [n, S, 1]``: one more backward pass over the cached activations."""
-    d_mean = -weights * term.resid * term.head.inv_var
-    back = backward(term.acts, term.layers, d_mean)
-    d_log_std = (weights * (1.0 - term.resid.square() * term.head.inv_var)).sum(1) * term.head.open.squeeze(1)
-    latent = None
-    if term.latent is not None:
-        latent = _latent_gradient(term.latent, weights[:, : term.latent.resid.shape[1]])
-    return _join(term.policy, back.grads, d_log_std, latent)
-
-
 def score_hessian_product(term: ScoreTerm, direction: Params, *, lvc: bool = False) -> Params:
     """``∇²f_i · u_i`` for every task: the directional derivative of :attr:`ScoreTerm.gradient`.
 
@@ -369,7 +357,9 @@ def score_hessian_product(term: ScoreTerm, direction: Params, *, lvc: bool = Fal
         direction: ``u`` stacked like the parameters (a broadcast view is fine).
         lvc: ``f`` in ProMP's low-variance-curvature form ``−Σ_s c_s π_s / ⊥π_s`` (same value and
             gradient): its Hessian adds ``−Σ_s c_s g_s g_sᵀ`` with ``g_s = ∇log π_s``, whose product
-            is the gradient of the score term with weights ``c_s (g_s · u)``.
+            is the gradient of the score term with weights ``c_s (g_s · u)``. That gradient is a
+            backward pass of its own ``∂/∂μ``, and the backward part of :func:`backward_tangent`
+            is linear in the ``R(∂f/∂μ)`` it starts from, so both share one pass.
     """
     d_layers, d_log_std = _split(term.policy, direction)
     moves = tangent(term.acts, term.layers, d_layers)
@@ -377,9 +367,8 @@ def score_hessian_product(term: ScoreTerm, direction: Params, *, lvc: bool = Fal
     # R(−c (a − μ) σ⁻²) = c (Rμ + 2 (a − μ) R log σ) σ⁻²
     scaled = term.weights * term.head.inv_var
     rd_mean = scaled * torch.addcmul(moves.mean, term.resid, r_log_std, value=2.0)
-    r_layers = backward_tangent(term.acts, term.back, moves, term.layers, d_layers, term.d_mean, rd_mean)
     # R Σ_s c (1 − (a − μ)² σ⁻²) = Σ_s c σ⁻² (2 (a − μ) Rμ + 2 (a − μ)² R log σ)
-    r_d_log_std = (scaled * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std)).sum(1)
+    r_d_log_std = 2.0 * (scaled * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std)).sum(1)
     latent = None
     lat = term.latent
     if lat is not None:  # the same two formulas with Rμ_z = u_μ, R log σ_z = u_s
@@ -388,18 +377,25 @@ def score_hessian_product(term: ScoreTerm, direction: Params, *, lvc: bool = Fal
         r_mean = (z_scaled * torch.addcmul(u_mean, lat.resid, u_log_std, value=2.0)).sum(1)
         r_std = 2.0 * (z_scaled * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std)).sum(1)
         latent = (r_mean, r_std)
-    product = _join(term.policy, r_layers, 2.0 * r_d_log_std * term.head.open.squeeze(1), latent)
-    if not lvc:
-        return product
-    # g_s · u = Σ_j σ⁻² (a − μ) (Rμ + (a − μ) R log σ) − R log σ, and the latent's at the first steps
-    r_logp = (term.head.inv_var * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std) - r_log_std).sum(
-        -1, keepdim=True
-    )
-    if lat is not None:
-        r_z = (lat.inv_var * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std) - u_log_std).sum(-1, keepdim=True)
-        r_logp = torch.cat([r_logp[:, : r_z.shape[1]] + r_z, r_logp[:, r_z.shape[1] :]], dim=1)
-    outer = _weighted_gradient(term, term.weights * r_logp)
-    return {k: v + outer[k] for k, v in product.items()}
+    if lvc:
+        # g_s · u = Σ_j σ⁻² (a − μ) (Rμ + (a − μ) R log σ) − R log σ, and the latent's at the first steps
+        r_logp = (term.head.inv_var * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std) - r_log_std).sum(
+            -1, keepdim=True
+        )
+        if lat is not None:
+            r_z = (lat.inv_var * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std) - u_log_std).sum(
+                -1, keepdim=True
+            )
+            r_logp = torch.cat([r_logp[:, : r_z.shape[1]] + r_z, r_logp[:, r_z.shape[1] :]], dim=1)
+        outer_weights = term.weights * r_logp  # [n, S, 1]
+        # the score term's ∂/∂μ and ∂/∂log σ with weights c (g · u)
+        rd_mean = rd_mean.addcmul_(outer_weights * term.head.inv_var, term.resid, value=-1.0)
+        r_d_log_std = r_d_log_std + (outer_weights * (1.0 - term.resid.square() * term.head.inv_var)).sum(1)
+        if lat is not None and latent is not None:
+            z_mean, z_std = _latent_gradient(lat, outer_weights[:, : lat.resid.shape[1]])
+            latent = (latent[0] + z_mean, latent[1] + z_std)
+    r_layers = backward_tangent(term.acts, term.back, moves, term.layers, d_layers, term.d_mean, rd_mean)
+    return _join(term.policy, r_layers, r_d_log_std * term.head.open.squeeze(1), latent)
 
 
 class KLTerm(NamedTuple):
