@@ -21,7 +21,7 @@ import metarl.envs  # noqa: F401  (registers metarl/GraspObject-v0)
 from metarl.envs.base import Task, TaskError
 from metarl.envs.grasping import GraspObject, GraspTask, ObjectSpec, scene
 from metarl.envs.grasping import controllers as ctl
-from metarl.envs.grasping.family import OBS_DIM, TRAIN_SHAPES, GraspBatchEnv
+from metarl.envs.grasping.family import OBS_DIM, TRAIN_SHAPES, GraspBatchEnv, GraspOptions
 from metarl.envs.grasping.objects import load_object
 from metarl.envs.grasping.shapes import COMPOUNDS
 
@@ -85,6 +85,37 @@ def test_pinching_away_from_the_centre_of_mass_tilts_the_object(family: GraspObj
     assert tilt[0] < 3.0 and np.all(np.diff(tilt) > 5.0), tilt  # the further, the more it turns
     np.testing.assert_array_equal(outcome.success, [True, False, False, False])
     assert np.all(outcome.rise > 0.04)  # held all the same: it hangs tilted, its centre of mass lower
+
+
+def test_a_wider_level_tilt_ranks_pinches_the_default_scores_alike() -> None:
+    """``level_tilt`` changes the reward only: 2 and 3 cm from the centre of mass (tilted past 30°)
+    both earn no ``level`` by default; at 90° each earns ``2 (1 − tilt / 90°)``, the nearer more."""
+    spec = ObjectSpec.parse("box length=0.2 width=0.04 height=0.03 mass=0.3 com=0.03")
+    plan = ctl.PinchPlan(np.array([0.01, 0.0]), np.full(2, 0.022), np.ones(2))  # 2 and 3 cm off
+    levels, tilts, successes = {}, {}, {}
+    for level_tilt in (30.0, 90.0):
+        env = GraspObject(GraspOptions(level_tilt=level_tilt)).make_batch_env(2, 1)
+        env.set_tasks([GraspTask(spec)] * 2)
+        obs = env.reset([np.random.default_rng([0, i]) for i in range(2)])
+        controller = ctl.PlanController(plan)
+        for t in range(env.options.horizon):
+            result = env.step(controller(obs, t))
+            obs = result.obs
+        levels[level_tilt], tilts[level_tilt] = result.terms["level"], env.tilt()
+        successes[level_tilt] = result.success
+        env.close()
+    np.testing.assert_array_equal(tilts[30.0], tilts[90.0])  # the same physics
+    np.testing.assert_array_equal(successes[30.0], successes[90.0])
+    assert np.all(tilts[90.0] > math.radians(30.0)) and tilts[90.0][0] < tilts[90.0][1], np.degrees(tilts[90.0])
+    np.testing.assert_array_equal(levels[30.0], [0.0, 0.0])
+    np.testing.assert_allclose(levels[90.0], 2.0 * (1.0 - tilts[90.0] / math.radians(90.0)))
+    assert levels[90.0][0] > levels[90.0][1] > 0.0
+
+
+@pytest.mark.parametrize("value", [0.0, -5.0, 91.0, float("nan")])
+def test_level_tilt_out_of_range_raises_one_line(value: float) -> None:
+    with pytest.raises(TaskError, match=r"family\.level_tilt=.* allowed: \(0, 90\]"):
+        GraspOptions(level_tilt=value)
 
 
 def test_turned_objects_are_pinched_on_the_other_side(family: GraspObject) -> None:
