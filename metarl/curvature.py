@@ -367,25 +367,22 @@ def score_hessian_product(term: ScoreTerm, direction: Params, *, lvc: bool = Fal
     # R(−c (a − μ) σ⁻²) = c (Rμ + 2 (a − μ) R log σ) σ⁻²
     scaled = term.weights * term.head.inv_var
     rd_mean = scaled * torch.addcmul(moves.mean, term.resid, r_log_std, value=2.0)
+    # σ⁻² (a − μ) (Rμ + (a − μ) R log σ): shared by R(∂f/∂log σ) and, with LVC, g · u
+    score_u = term.head.inv_var * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std)
     # R Σ_s c (1 − (a − μ)² σ⁻²) = Σ_s c σ⁻² (2 (a − μ) Rμ + 2 (a − μ)² R log σ)
-    r_d_log_std = 2.0 * (scaled * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std)).sum(1)
+    r_d_log_std = 2.0 * (term.weights * score_u).sum(1)
     latent = None
     lat = term.latent
-    if lat is not None:  # the same two formulas with Rμ_z = u_μ, R log σ_z = u_s
+    if lat is not None:  # the same formulas with Rμ_z = u_μ, R log σ_z = u_s
         u_mean, u_log_std = direction["latent_mean"].unsqueeze(1), direction["latent_log_std"].unsqueeze(1)
-        z_scaled = lat.weights * lat.inv_var
-        r_mean = (z_scaled * torch.addcmul(u_mean, lat.resid, u_log_std, value=2.0)).sum(1)
-        r_std = 2.0 * (z_scaled * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std)).sum(1)
-        latent = (r_mean, r_std)
+        z_score_u = lat.inv_var * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std)
+        r_mean = (lat.weights * lat.inv_var * torch.addcmul(u_mean, lat.resid, u_log_std, value=2.0)).sum(1)
+        latent = (r_mean, 2.0 * (lat.weights * z_score_u).sum(1))
     if lvc:
         # g_s · u = Σ_j σ⁻² (a − μ) (Rμ + (a − μ) R log σ) − R log σ, and the latent's at the first steps
-        r_logp = (term.head.inv_var * term.resid * torch.addcmul(moves.mean, term.resid, r_log_std) - r_log_std).sum(
-            -1, keepdim=True
-        )
+        r_logp = (score_u - r_log_std).sum(-1, keepdim=True)
         if lat is not None:
-            r_z = (lat.inv_var * lat.resid * torch.addcmul(u_mean, lat.resid, u_log_std) - u_log_std).sum(
-                -1, keepdim=True
-            )
+            r_z = (z_score_u - u_log_std).sum(-1, keepdim=True)
             r_logp = torch.cat([r_logp[:, : r_z.shape[1]] + r_z, r_logp[:, r_z.shape[1] :]], dim=1)
         outer_weights = term.weights * r_logp  # [n, S, 1]
         # the score term's ∂/∂μ and ∂/∂log σ with weights c (g · u)
