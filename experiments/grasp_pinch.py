@@ -9,7 +9,10 @@ rollouts pinch (the spread of its exploration; see
 each step and its correlation rises from about 0.
 
     python experiments/grasp_pinch.py CKPT [CKPT ...] [--tasks test] [--steps 3] [--fast-lr A]
-        [--rollouts 20] [--seed 0] [--json OUT]
+        [--rollouts 20] [--seed 0] [--json OUT] [--per-object]
+
+``--per-object`` adds, per object and step, its centre of mass, the mean signed pinch offset from
+it and its success rate: which objects an inner step moves, and which it does not.
 
 ``--fast-lr`` replaces the checkpoint's step size (to fine-tune a non-adapting policy with the
 step that suits it best).
@@ -20,12 +23,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from metarl.envs.grasping.diagnostics import pinch_offsets, pinch_stats
+from metarl.envs.grasping.family import GraspTask
 from metarl.evaluate import task_set
 from metarl.experiment import load_experiment
 from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation
@@ -46,6 +51,16 @@ def measure(path: Path, tasks_name: str, steps: int, rollouts: int, fast_lr: flo
     for k, episodes in enumerate(adaptation.episodes):
         offsets = pinch_offsets(tasks, episodes.obs.numpy(), episodes.masks.numpy())
         stats = pinch_stats(tasks, offsets)
+        success = episodes.success.numpy().reshape(len(tasks), -1)
+        objects = [
+            {
+                "object": task.object.to_string() if isinstance(task, GraspTask) else str(task),
+                "com": float(task.object.com[0]) if isinstance(task, GraspTask) else math.nan,
+                "offset": float(np.nanmean(offsets[i])) if np.isfinite(offsets[i]).any() else math.nan,
+                "success": float(np.nanmean(success[i])),
+            }
+            for i, task in enumerate(tasks)
+        ]
         rows.append(
             {
                 "checkpoint": str(path),
@@ -54,9 +69,23 @@ def measure(path: Path, tasks_name: str, steps: int, rollouts: int, fast_lr: flo
                 "return": float(episodes.returns().mean()),
                 "success": float(np.nanmean(episodes.success.numpy())),
                 **dataclasses.asdict(stats),
+                "objects": objects,
             }
         )
     return rows
+
+
+def print_per_object(rows: list[dict]) -> None:
+    """Per checkpoint and object: centre of mass, then signed pinch offset (cm) and success per step."""
+    for path in dict.fromkeys(row["checkpoint"] for row in rows):
+        steps = [row for row in rows if row["checkpoint"] == path]
+        last = len(steps) - 1
+        print(f"\n{path}: per object, signed pinch offset from the centre of mass (cm) and success, step 0..{last}")
+        for i, obj in enumerate(steps[0]["objects"]):
+            cells = "  ".join(
+                f"{100 * s['objects'][i]['offset']:+6.2f} {100 * s['objects'][i]['success']:4.0f}%" for s in steps
+            )
+            print(f"  com {100 * obj['com']:+5.1f} cm  {cells}   {obj['object'][:70]}")
 
 
 def main() -> int:
@@ -68,6 +97,7 @@ def main() -> int:
     parser.add_argument("--fast-lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--per-object", action="store_true", help="also print each object's pinch and success")
     args = parser.parse_args()
     rows = []
     print(
@@ -82,6 +112,8 @@ def main() -> int:
                 f"{100 * row['success']:7.1f}% {100 * row['grasped']:7.1f}% {100 * row['abs_offset']:10.2f} "
                 f"{row['com_corr']:12.2f} {100 * row['spread']:10.2f}"
             )
+    if args.per_object:
+        print_per_object(rows)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
