@@ -23,8 +23,9 @@ from metarl.episodes import Episodes, task_chunks
 from metarl.policies import GaussianMLPPolicy, Params, stack_params, step_log_prob
 
 
-def step_size(name: str, fast_lr: float, latent_lr: float | None) -> float:
-    """The inner step size of parameter ``name``: ``latent_lr`` for the latent's, else ``fast_lr``.
+def step_size(name: str, fast_lr: float, latent_lr: float | None, fixed: frozenset[str] = frozenset()) -> float:
+    """The inner step size of parameter ``name``: 0 for one the policy keeps ``fixed``
+    (:attr:`metarl.policies.GaussianMLPPolicy.fixed`), ``latent_lr`` for the latent's, else ``fast_lr``.
 
     The REINFORCE inner loss's Hessian has no cross terms between the latent's parameters and the
     network's (the latent enters the network as sampled data), so a step size per block keeps each
@@ -32,9 +33,18 @@ def step_size(name: str, fast_lr: float, latent_lr: float | None) -> float:
     them (its ``∇log π ∇log πᵀ`` term), and the meta-update then uses the Jacobian and its transpose
     as they are.
     """
+    if name in fixed:
+        return 0.0
     if latent_lr is not None and name.startswith("latent_"):
         return latent_lr
     return fast_lr
+
+
+def step_shift(policy: GaussianMLPPolicy, name: str) -> float:
+    """What an inner step adds to parameter ``name`` besides its gradient step: the log of the
+    policy's ``latent_std_decay`` for ``latent_log_std``, else 0. A constant: it moves the adapted
+    point, never the step's Jacobian."""
+    return policy.latent_log_std_shift if name == "latent_log_std" else 0.0
 
 
 def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes, *, lvc: bool = False) -> Tensor:
@@ -103,7 +113,8 @@ def inner_step(
         out: Params = {}
         for (k, p), g in zip(leaves.items(), grads, strict=True):
             base = group[k] if group[k].requires_grad else p.detach()
-            out[k] = base - step_size(k, fast_lr, latent_lr) * (g if keep_graph else g.detach())
+            step = step_size(k, fast_lr, latent_lr, policy.fixed) * (g if keep_graph else g.detach())
+            out[k] = base - step + step_shift(policy, k)
         return out
 
     chunks = task_chunks(episodes.num_tasks, episodes.samples_per_task)

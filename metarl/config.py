@@ -84,6 +84,25 @@ class PolicyConfig:
         low=0,
         high=64,
     )
+    latent_std: float = param(
+        0.0, "initial standard deviation of the latent (policy.latent_dim > 0); 0: policy.init_std", low=0
+    )
+    latent_action: bool = param(
+        False,
+        "the latent also shifts the first K action dimensions sent to the environment for the whole episode "
+        "(consistent exploration in what those actions command, e.g. the grasp family's pinch point)",
+    )
+    fixed_latent_std: bool = param(
+        False, "the meta-update does not train the latent's standard deviation (it stays at policy.latent_std)"
+    )
+    latent_std_decay: float = param(
+        1.0,
+        "each inner step multiplies the latent's standard deviation by this (exploration that narrows as the "
+        "policy adapts); 1: unchanged",
+        low=0,
+        high=1,
+        low_open=True,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,9 +37,21 @@ def build_experiment(config: Config) -> Experiment:
     obs_dim = int(family.observation_space.shape[0])
     act_dim = int(family.action_space.shape[0])
     p = config.policy
-    policy = GaussianMLPPolicy(
-        obs_dim, act_dim, p.hidden_sizes, init_std=p.init_std, min_std=p.min_std, latent_dim=p.latent_dim
-    )
+    try:
+        policy = GaussianMLPPolicy(
+            obs_dim,
+            act_dim,
+            p.hidden_sizes,
+            init_std=p.init_std,
+            min_std=p.min_std,
+            latent_dim=p.latent_dim,
+            latent_std=p.latent_std or None,
+            latent_action=p.latent_action,
+            fixed_latent_std=p.fixed_latent_std,
+            latent_std_decay=p.latent_std_decay,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     sampler = make_sampler(config, family, policy)
     return Experiment(config, family, policy, sampler)
 

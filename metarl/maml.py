@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
-from metarl.adaptation import adapt, step_size
+from metarl.adaptation import adapt, step_shift, step_size
 from metarl.curvature import (
     Activations,
     KLTerm,
@@ -320,7 +320,8 @@ def _adapt(
         term = _score(policy, current, episodes, 1, second_order=keep)
         if keep:
             steps.append(term)
-        current = {k: v - step_size(k, inner.fast_lr, inner.latent_step) * term.gradient[k] for k, v in current.items()}
+        lrs = {k: step_size(k, inner.fast_lr, inner.latent_step, policy.fixed) for k in current}
+        current = {k: v - lrs[k] * term.gradient[k] + step_shift(policy, k) for k, v in current.items()}
     return current, steps
 
 
@@ -337,12 +338,13 @@ def _jacobian_product(
     """``J u`` or ``Jᵀ u`` per task, ``J = I − D ∇²L`` the inner step's Jacobian with ``D`` the step
     sizes (``α``, and ``α_z`` for a latent's parameters). ``J`` is symmetric unless the low-variance
     curvature couples a latent's block, with its own step size, to the network's."""
+    fixed = term.policy.fixed
     if transpose:
-        scaled = {k: step_size(k, fast_lr, latent_lr) * v for k, v in u.items()}
+        scaled = {k: step_size(k, fast_lr, latent_lr, fixed) * v for k, v in u.items()}
         hessian_u = score_hessian_product(term, scaled, lvc=lvc)
         return {k: v - hessian_u[k] for k, v in u.items()}
     hessian_u = score_hessian_product(term, u, lvc=lvc)
-    return {k: v - step_size(k, fast_lr, latent_lr) * hessian_u[k] for k, v in u.items()}
+    return {k: v - step_size(k, fast_lr, latent_lr, fixed) * hessian_u[k] for k, v in u.items()}
 
 
 def _sum_tasks(per_task: Params, like: Params) -> Tensor:
@@ -384,13 +386,27 @@ def curvature_product(curvature: GroupCurvature, v: Tensor, like: Params) -> Ten
     return _sum_tasks(u, like)
 
 
-def _solve_direction(curvatures: Sequence[GroupCurvature], grad: Tensor, like: Params, outer: OuterConfig) -> CGResult:
-    """Conjugate gradient on ``(H + λI) s = g`` with the groups' curvature products."""
+def trainable_mask(policy: GaussianMLPPolicy, like: Params) -> Tensor | None:
+    """``[P]`` 1 for the parameters the meta-update trains, 0 for those the policy keeps fixed
+    (:attr:`metarl.policies.GaussianMLPPolicy.fixed`); ``None`` when every one is trained."""
+    if not policy.fixed:
+        return None
+    return torch.cat([torch.full((v.numel(),), float(k not in policy.fixed), dtype=v.dtype) for k, v in like.items()])
+
+
+def _solve_direction(
+    curvatures: Sequence[GroupCurvature], grad: Tensor, like: Params, outer: OuterConfig, mask: Tensor | None
+) -> CGResult:
+    """Conjugate gradient on ``(H + λI) s = g`` with the groups' curvature products; with a
+    ``mask`` ``P`` on ``(P H P + λI) s = P g``, whose solution leaves the fixed parameters where they are."""
 
     def fisher_vector_product(v: Tensor) -> Tensor:
-        return torch.stack([curvature_product(c, v, like) for c in curvatures]).sum(0) + outer.cg_damping * v
+        if mask is None:
+            return torch.stack([curvature_product(c, v, like) for c in curvatures]).sum(0) + outer.cg_damping * v
+        product = torch.stack([curvature_product(c, mask * v, like) for c in curvatures]).sum(0)
+        return mask * product + outer.cg_damping * v
 
-    return conjugate_gradient(fisher_vector_product, grad, outer.cg_iters)
+    return conjugate_gradient(fisher_vector_product, grad if mask is None else mask * grad, outer.cg_iters)
 
 
 def trpo_meta_update(
@@ -435,7 +451,10 @@ def trpo_meta_update(
     if not (math.isfinite(loss) and _all_finite([grad])):
         return params, UpdateStats(accepted=False, nonfinite=True, loss_before=loss)
 
-    cg = _solve_direction(curvatures, grad, params, outer)
+    mask = trainable_mask(policy, params)
+    if mask is not None:
+        grad = mask * grad
+    cg = _solve_direction(curvatures, grad, params, outer, mask)
     direction = cg.x
     shs = cg.quadratic_form(grad).item()  # sᵀ(H + λI)s without another product
     if not (_all_finite([direction]) and math.isfinite(shs)) or shs <= 0.0:

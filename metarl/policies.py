@@ -51,6 +51,13 @@ class GaussianMLPPolicy(nn.Module):
     the first step's action (:func:`step_log_prob`), and afterwards as part of the state. The
     episodes store the network's input ``[o_t, z]`` as their observation (``input_dim``).
 
+    With ``latent_action`` the environment receives ``a + [z, 0]``: the latent also shifts the
+    first ``K`` action dimensions for the whole episode (where to reach, on the grasp family), so
+    that the rollouts of one batch spread consistently in what the latent moves. The episodes
+    still store ``a``, the network's own sample, and every likelihood is the one above: ``z``
+    enters the environment as part of the state (it is in the network's input), not as a change
+    of the action's density.
+
     Args:
         obs_dim: Observation size (the environment's).
         act_dim: Action size.
@@ -58,6 +65,18 @@ class GaussianMLPPolicy(nn.Module):
         init_std: Initial standard deviation of every action dimension (and of the latent).
         min_std: The standard deviation never goes below this (the latent's is not bounded).
         latent_dim: ``K``, size of the per-episode latent (0: none).
+        latent_std: Initial standard deviation of the latent (``None``: ``init_std``).
+        latent_action: Add the latent to the first ``K`` action dimensions sent to the environment.
+        fixed_latent_std: The latent's standard deviation is not trained (:attr:`fixed` holds
+            ``latent_log_std``; the outer update leaves it as initialised, the inner steps as below).
+        latent_std_decay: Each inner step multiplies the latent's standard deviation by this
+            (``latent_log_std`` moves by its log besides its gradient step): exploration that
+            narrows as the policy adapts. 1: unchanged.
+
+    Raises:
+        ValueError: ``latent_action``, ``fixed_latent_std`` or a ``latent_std_decay`` other than 1
+            without a latent, a latent larger than the action with ``latent_action``, or a decay
+            outside (0, 1].
     """
 
     def __init__(
@@ -68,15 +87,37 @@ class GaussianMLPPolicy(nn.Module):
         init_std: float = 1.0,
         min_std: float = 1e-6,
         latent_dim: int = 0,
+        latent_std: float | None = None,
+        latent_action: bool = False,
+        fixed_latent_std: bool = False,
+        latent_std_decay: float = 1.0,
     ):
         super().__init__()
+        for name, value in (("latent_action", latent_action), ("fixed_latent_std", fixed_latent_std)):
+            if value and latent_dim == 0:
+                raise ValueError(f"policy.{name}=true needs a latent; allowed with it: policy.latent_dim > 0 (got 0)")
+        if not 0.0 < latent_std_decay <= 1.0:
+            raise ValueError(f"policy.latent_std_decay={latent_std_decay:g} is out of range; allowed: (0, 1]")
+        if latent_std_decay != 1.0 and latent_dim == 0:
+            raise ValueError(
+                f"policy.latent_std_decay={latent_std_decay:g} needs a latent; allowed with it: policy.latent_dim > 0"
+            )
+        if latent_action and latent_dim > act_dim:
+            raise ValueError(
+                f"policy.latent_dim={latent_dim} is larger than the action ({act_dim}); "
+                f"allowed with policy.latent_action: 1..{act_dim}"
+            )
         sizes = [obs_dim + latent_dim, *hidden_sizes, act_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
         if latent_dim > 0:
             self.latent_mean = nn.Parameter(torch.zeros(latent_dim))
-            self.latent_log_std = nn.Parameter(torch.full((latent_dim,), math.log(init_std)))
+            self.latent_log_std = nn.Parameter(torch.full((latent_dim,), math.log(latent_std or init_std)))
         self.init_std = init_std
+        self.latent_std = init_std if latent_std is None else latent_std
+        self.latent_action = latent_action
+        self.fixed: frozenset[str] = frozenset({"latent_log_std"} if fixed_latent_std else ())
+        self.latent_log_std_shift = math.log(latent_std_decay)  # added to latent_log_std at each inner step
         self.min_log_std = math.log(min_std)
         self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
         self.input_dim = obs_dim + latent_dim
@@ -109,8 +150,10 @@ class GaussianMLPPolicy(nn.Module):
             t = torch.empty(p.shape, dtype=dtype)
             if name.endswith("weight"):
                 nn.init.xavier_uniform_(t, generator=generator)
-            elif name in ("log_std", "latent_log_std"):
+            elif name == "log_std":
                 t.fill_(math.log(self.init_std))
+            elif name == "latent_log_std":
+                t.fill_(math.log(self.latent_std))
             else:
                 t.zero_()
             params[name] = t

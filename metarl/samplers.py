@@ -177,10 +177,13 @@ def rollout(
     obs = torch.empty(n, r, input_dim, dtype=dtype)
     obs_np = obs.numpy()[..., :obs_dim]
     latent_mean, latent_log_std = policy.task_latent({k: v.detach() for k, v in params.items()})
+    shift = None  # with policy.latent_action the environment gets a + [z, 0]; the episodes keep a
     if policy.latent_dim > 0:  # each episode's latent, fixed for the episode: the inputs' last K columns
         z = torch.addcmul(latent_mean.unsqueeze(1), torch.exp(latent_log_std).unsqueeze(1), draws.latent)
         obs[..., obs_dim:] = z
         obs_buf[..., obs_dim:] = z.unsqueeze(1)
+        if policy.latent_action:
+            shift = z.reshape(b, -1).double().numpy()
     act_buf = torch.zeros(horizon, n, r, act_dim, dtype=dtype)
     rewards = np.zeros((horizon, b))
     masks = np.zeros((horizon, b))
@@ -202,6 +205,8 @@ def rollout(
             action = act_buf[t]
             torch.addcmul(mean, std, draws.noise[t], out=action)
             action_np[...] = action.view(b, act_dim).numpy()
+            if shift is not None:
+                action_np[:, : shift.shape[1]] += shift
             masks[t] = alive
             result = env.step(action_np)
             rewards[t] = result.reward

@@ -19,6 +19,7 @@ from metarl.maml import (
     curvature_product,
     group_curvature,
     mean_kl,
+    meta_update,
     query_distribution,
     reptile_meta_update,
     surrogate_loss,
@@ -491,3 +492,45 @@ def test_the_meta_policy_kl_holds_the_meta_policy_within_the_radius() -> None:
         assert stats.kl == pytest.approx(post + w * pre, rel=1e-6)
         moved[w] = pre
     assert moved[1.0] < moved[0.0]
+
+
+@pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml", "reptile"])
+def test_a_fixed_latent_std_stays_where_it_was_initialised(algorithm: Algorithm) -> None:
+    """``policy.fixed_latent_std``: neither the inner step nor the meta-update moves ``latent_log_std``;
+    the trust-region update still improves the surrogate within the radius with the other parameters."""
+    policy = GaussianMLPPolicy(3, 2, (6,), init_std=0.7, latent_dim=2, latent_std=0.4, fixed_latent_std=True)
+    params = tiny_params(policy)
+    batch = random_meta_batch(latent_dim=2)
+    inner = dataclasses.replace(LATENT_INNER, algorithm=algorithm)
+    adapted = adapt(policy, params, batch.supports, 0.3, latent_lr=0.6)
+    assert torch.equal(adapted["latent_log_std"], params["latent_log_std"].expand_as(adapted["latent_log_std"]))
+    assert (adapted["latent_mean"] - params["latent_mean"]).abs().min() > 0
+    outer = OuterConfig(max_kl=0.01, step_size=0.5)
+    new, stats = meta_update(policy, params, batch, inner, outer)
+    assert stats.accepted and not stats.nonfinite
+    assert torch.equal(new["latent_log_std"], params["latent_log_std"])
+    assert all((new[k] - params[k]).abs().max() > 0 for k in params if k != "latent_log_std")
+    if algorithm != "reptile":
+        assert stats.improvement > 0
+        _, kl_fn = _objective(policy, params, batch, inner)
+        with torch.no_grad():
+            assert kl_fn(params_to_vector(new)).item() <= outer.max_kl
+
+
+@pytest.mark.parametrize("loss", ["reinforce", "lvc"])
+def test_a_fixed_narrowing_latent_keeps_the_written_out_maths_exact(loss: Literal["reinforce", "lvc"]) -> None:
+    """With ``fixed_latent_std`` and ``latent_std_decay`` each inner step moves ``log σ_z`` by ``log decay``
+    alone; the written-out meta-gradient and curvature product still equal autograd's through the steps."""
+    policy = GaussianMLPPolicy(3, 2, (5, 4), init_std=0.7, latent_dim=2, fixed_latent_std=True, latent_std_decay=0.5)
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=2, n=4, latent_dim=2)
+    inner = dataclasses.replace(LATENT_INNER, loss=loss)
+    adapted = adapt(policy, params, batch.supports, 0.3, latent_lr=0.6, lvc=loss == "lvc")
+    torch.testing.assert_close(adapted["latent_log_std"], (params["latent_log_std"] + 2 * math.log(0.5)).expand(4, 2))
+    curvature = group_curvature(policy, params, batch, inner, num_tasks=4)
+    torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
+    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    out = query_distribution(policy, theta, batch, inner, create_graph=True)
+    reference = hessian_vector_product_fn(mean_kl(_detached(out), out, batch.query.masks), list(theta.values()))
+    v = torch.randn(params_to_vector(params).shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -168,3 +170,48 @@ def test_rollout_observer_sees_what_the_episodes_count() -> None:
     for view, masks in zip(views[1:], episodes.masks.permute(1, 0, 2).reshape(HORIZON, -1), strict=False):
         assert not view.reward[masks.numpy() == 0].any()  # nothing counted after an episode ended
     env.close()
+
+
+class _RecordingEnv:
+    """Wraps a batch env and keeps every action handed to it."""
+
+    def __init__(self, env) -> None:  # type: ignore[no-untyped-def]
+        self.env, self.actions = env, []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.env, name)
+
+    def step(self, action: np.ndarray) -> StepResult:
+        self.actions.append(action.copy())
+        return self.env.step(action)
+
+
+def test_a_latent_action_shifts_what_the_environment_gets_for_the_whole_episode() -> None:
+    """With ``latent_action`` the environment receives ``a + [z, 0]`` at every step, while the
+    episodes keep ``a`` and its density: the log-probabilities are the policy's own."""
+    family = make_family("GraspObject", {"horizon": HORIZON})
+    obs_dim, act_dim = int(family.observation_space.shape[0]), int(family.action_space.shape[0])
+    policy = GaussianMLPPolicy(obs_dim, act_dim, (16,), init_std=0.5, latent_dim=1, latent_std=0.3, latent_action=True)
+    params = stack_params(policy.init_params(torch.Generator().manual_seed(0), dtype=torch.float64), TASKS)
+    torch.testing.assert_close(params["latent_log_std"], torch.full((TASKS, 1), math.log(0.3), dtype=torch.float64))
+    tasks = family.sample_tasks(TASKS, np.random.default_rng(0))
+    draws = draw_noise(TASKS, ROLLOUTS, HORIZON, act_dim, torch.float64, np.random.default_rng(3), torch.Generator(), 1)
+    env = _RecordingEnv(family.make_batch_env(TASKS * ROLLOUTS))
+    episodes = rollout(env, policy, params, tasks, HORIZON, draws, family.has_success)  # type: ignore[arg-type]
+    z = policy.latents(episodes.obs).reshape(-1)  # [N * R], environment i * R + k
+    assert z.abs().min() > 0
+    for t, sent in enumerate(env.actions):
+        own = episodes.actions[:, t].reshape(-1, act_dim).numpy()  # [N * R, act_dim]
+        np.testing.assert_allclose(sent[:, 0], own[:, 0] + z.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(sent[:, 1:], own[:, 1:], rtol=0)
+    expected = step_log_prob(policy, params, episodes.obs, episodes.actions)
+    torch.testing.assert_close(episodes.log_probs * episodes.masks, expected * episodes.masks, rtol=1e-9, atol=1e-9)
+    env.close()
+
+
+def test_latent_options_without_a_latent_are_one_line_errors() -> None:
+    for name in ("latent_action", "fixed_latent_std"):
+        with pytest.raises(ValueError, match=rf"^policy.{name}=true needs a latent; allowed with it: .* \(got 0\)$"):
+            GaussianMLPPolicy(3, 2, (4,), **{name: True})
+    with pytest.raises(ValueError, match=r"policy.latent_dim=3 is larger than the action \(2\); allowed .*1..2"):
+        GaussianMLPPolicy(3, 2, (4,), latent_dim=3, latent_action=True)
