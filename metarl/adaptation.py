@@ -14,7 +14,7 @@ second-order meta-gradient); with ``first_order=True`` the inner gradients are c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -23,21 +23,23 @@ from metarl.episodes import Episodes, task_chunks
 from metarl.policies import GaussianMLPPolicy, Params, stack_params, step_log_prob
 
 
-def step_size(name: str, fast_lr: float, latent_lr: float | None, fixed: frozenset[str] = frozenset()) -> float:
-    """The inner step size of parameter ``name``: 0 for one the policy keeps ``fixed``
-    (:attr:`metarl.policies.GaussianMLPPolicy.fixed`), ``latent_lr`` for the latent's, else ``fast_lr``.
+def step_size(
+    name: str, fast_lr: float, latent_lr: float | None, fixed: Mapping[str, Tensor] | None = None
+) -> float | Tensor:
+    """The inner step size of parameter ``name``: ``latent_lr`` for the latent's, else ``fast_lr``;
+    times the policy's mask where it keeps entries ``fixed`` (:attr:`metarl.policies.GaussianMLPPolicy.fixed`:
+    0 where an entry is never trained, so the step leaves it where it is).
 
     The REINFORCE inner loss's Hessian has no cross terms between the latent's parameters and the
     network's (the latent enters the network as sampled data), so a step size per block keeps each
     inner step's Jacobian ``I − diag(α) ∇²L`` symmetric; the low-variance-curvature loss couples
     them (its ``∇log π ∇log πᵀ`` term), and the meta-update then uses the Jacobian and its transpose
-    as they are.
+    as they are (as it does wherever a mask zeroes part of ``diag(α)``).
     """
-    if name in fixed:
-        return 0.0
-    if latent_lr is not None and name.startswith("latent_"):
-        return latent_lr
-    return fast_lr
+    lr = latent_lr if latent_lr is not None and name.startswith("latent_") else fast_lr
+    if fixed is not None and name in fixed:
+        return lr * fixed[name]
+    return lr
 
 
 def step_shift(policy: GaussianMLPPolicy, name: str) -> float:

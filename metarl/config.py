@@ -95,6 +95,11 @@ class PolicyConfig:
     fixed_latent_std: bool = param(
         False, "the meta-update does not train the latent's standard deviation (it stays at policy.latent_std)"
     )
+    latent_input: bool = param(
+        True,
+        "the network reads the latent beside the observation; false (with latent_action): it does not, so it "
+        "cannot undo the latent's shift of the action",
+    )
     latent_std_decay: float = param(
         1.0,
         "each inner step multiplies the latent's standard deviation by this (exploration that narrows as the "

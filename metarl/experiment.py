@@ -49,6 +49,7 @@ def build_experiment(config: Config) -> Experiment:
             latent_action=p.latent_action,
             fixed_latent_std=p.fixed_latent_std,
             latent_std_decay=p.latent_std_decay,
+            latent_input=p.latent_input,
         )
     except ValueError as e:
         raise ConfigError(str(e)) from None

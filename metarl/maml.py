@@ -391,7 +391,8 @@ def trainable_mask(policy: GaussianMLPPolicy, like: Params) -> Tensor | None:
     (:attr:`metarl.policies.GaussianMLPPolicy.fixed`); ``None`` when every one is trained."""
     if not policy.fixed:
         return None
-    return torch.cat([torch.full((v.numel(),), float(k not in policy.fixed), dtype=v.dtype) for k, v in like.items()])
+    ones = {k: torch.ones(v.numel(), dtype=v.dtype) for k, v in like.items() if k not in policy.fixed}
+    return torch.cat([ones[k] if k in ones else policy.fixed[k].reshape(-1).to(v.dtype) for k, v in like.items()])
 
 
 def _solve_direction(

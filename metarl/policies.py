@@ -67,16 +67,19 @@ class GaussianMLPPolicy(nn.Module):
         latent_dim: ``K``, size of the per-episode latent (0: none).
         latent_std: Initial standard deviation of the latent (``None``: ``init_std``).
         latent_action: Add the latent to the first ``K`` action dimensions sent to the environment.
-        fixed_latent_std: The latent's standard deviation is not trained (:attr:`fixed` holds
+        fixed_latent_std: The latent's standard deviation is not trained (:attr:`fixed` masks
             ``latent_log_std``; the outer update leaves it as initialised, the inner steps as below).
         latent_std_decay: Each inner step multiplies the latent's standard deviation by this
             (``latent_log_std`` moves by its log besides its gradient step): exploration that
             narrows as the policy adapts. 1: unchanged.
+        latent_input: The network reads the latent beside the observation. ``False`` (with
+            ``latent_action``): the first layer's latent columns stay 0, so the network cannot
+            undo the shift it makes (:attr:`fixed` masks them).
 
     Raises:
         ValueError: ``latent_action``, ``fixed_latent_std`` or a ``latent_std_decay`` other than 1
-            without a latent, a latent larger than the action with ``latent_action``, or a decay
-            outside (0, 1].
+            without a latent, a latent larger than the action with ``latent_action``, a decay
+            outside (0, 1], or ``latent_input`` false without ``latent_action``.
     """
 
     def __init__(
@@ -91,8 +94,11 @@ class GaussianMLPPolicy(nn.Module):
         latent_action: bool = False,
         fixed_latent_std: bool = False,
         latent_std_decay: float = 1.0,
+        latent_input: bool = True,
     ):
         super().__init__()
+        if not latent_input and not latent_action:
+            raise ValueError("policy.latent_input=false needs policy.latent_action=true (else the latent does nothing)")
         for name, value in (("latent_action", latent_action), ("fixed_latent_std", fixed_latent_std)):
             if value and latent_dim == 0:
                 raise ValueError(f"policy.{name}=true needs a latent; allowed with it: policy.latent_dim > 0 (got 0)")
@@ -116,7 +122,14 @@ class GaussianMLPPolicy(nn.Module):
         self.init_std = init_std
         self.latent_std = init_std if latent_std is None else latent_std
         self.latent_action = latent_action
-        self.fixed: frozenset[str] = frozenset({"latent_log_std"} if fixed_latent_std else ())
+        self.fixed: dict[str, Tensor] = {}  # name -> 1 where trained, 0 where kept as initialised
+        if fixed_latent_std:
+            self.fixed["latent_log_std"] = torch.zeros(latent_dim)
+        self.latent_input = latent_input
+        if not latent_input:
+            columns = torch.ones(sizes[1], sizes[0])
+            columns[:, obs_dim:] = 0.0
+            self.fixed["layers.0.weight"] = columns
         self.latent_log_std_shift = math.log(latent_std_decay)  # added to latent_log_std at each inner step
         self.min_log_std = math.log(min_std)
         self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
@@ -150,6 +163,8 @@ class GaussianMLPPolicy(nn.Module):
             t = torch.empty(p.shape, dtype=dtype)
             if name.endswith("weight"):
                 nn.init.xavier_uniform_(t, generator=generator)
+                if name in self.fixed:  # the latent's columns of a network that does not read it
+                    t.mul_(self.fixed[name].to(dtype))
             elif name == "log_std":
                 t.fill_(math.log(self.init_std))
             elif name == "latent_log_std":

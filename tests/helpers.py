@@ -19,8 +19,9 @@ def tiny_policy(hidden: tuple[int, ...] = (6,), latent_dim: int = 0) -> Gaussian
 def tiny_params(policy: GaussianMLPPolicy, seed: int = 0) -> Params:
     params = policy.init_params(torch.Generator().manual_seed(seed), dtype=torch.float64)
     gen = torch.Generator().manual_seed(seed + 100)
-    # non-zero biases so that no derivative vanishes by symmetry
-    return {k: v + 0.1 * torch.randn(v.shape, generator=gen, dtype=torch.float64) for k, v in params.items()}
+    # non-zero biases so that no derivative vanishes by symmetry; entries the policy keeps fixed stay as initialised
+    noise = {k: 0.1 * torch.randn(v.shape, generator=gen, dtype=torch.float64) for k, v in params.items()}
+    return {k: v + noise[k] * policy.fixed.get(k, torch.ones(())) for k, v in params.items()}
 
 
 def random_episodes(

@@ -494,21 +494,30 @@ def test_the_meta_policy_kl_holds_the_meta_policy_within_the_radius() -> None:
     assert moved[1.0] < moved[0.0]
 
 
+@pytest.mark.parametrize("latent_input", [True, False])
 @pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml", "reptile"])
-def test_a_fixed_latent_std_stays_where_it_was_initialised(algorithm: Algorithm) -> None:
-    """``policy.fixed_latent_std``: neither the inner step nor the meta-update moves ``latent_log_std``;
-    the trust-region update still improves the surrogate within the radius with the other parameters."""
-    policy = GaussianMLPPolicy(3, 2, (6,), init_std=0.7, latent_dim=2, latent_std=0.4, fixed_latent_std=True)
+def test_a_fixed_latent_std_stays_where_it_was_initialised(algorithm: Algorithm, latent_input: bool) -> None:
+    """``policy.fixed_latent_std``: neither the inner step nor the meta-update moves ``latent_log_std``
+    (nor, with ``latent_input`` false, the first layer's latent columns, which stay 0); the
+    trust-region update still improves the surrogate within the radius with the other parameters."""
+    policy = GaussianMLPPolicy(
+        3, 2, (6,), init_std=0.7, latent_dim=2, latent_std=0.4, fixed_latent_std=True, latent_action=True,
+        latent_input=latent_input,
+    )  # fmt: skip
     params = tiny_params(policy)
+    z_columns = params["layers.0.weight"][:, 3:]
+    assert (z_columns == 0).all() != latent_input
     batch = random_meta_batch(latent_dim=2)
     inner = dataclasses.replace(LATENT_INNER, algorithm=algorithm)
     adapted = adapt(policy, params, batch.supports, 0.3, latent_lr=0.6)
     assert torch.equal(adapted["latent_log_std"], params["latent_log_std"].expand_as(adapted["latent_log_std"]))
     assert (adapted["latent_mean"] - params["latent_mean"]).abs().min() > 0
+    assert (adapted["layers.0.weight"][..., 3:] == 0).all() != latent_input
     outer = OuterConfig(max_kl=0.01, step_size=0.5)
     new, stats = meta_update(policy, params, batch, inner, outer)
     assert stats.accepted and not stats.nonfinite
     assert torch.equal(new["latent_log_std"], params["latent_log_std"])
+    assert (new["layers.0.weight"][:, 3:] == 0).all() != latent_input
     assert all((new[k] - params[k]).abs().max() > 0 for k in params if k != "latent_log_std")
     if algorithm != "reptile":
         assert stats.improvement > 0
@@ -517,11 +526,18 @@ def test_a_fixed_latent_std_stays_where_it_was_initialised(algorithm: Algorithm)
             assert kl_fn(params_to_vector(new)).item() <= outer.max_kl
 
 
+@pytest.mark.parametrize("latent_input", [True, False])
 @pytest.mark.parametrize("loss", ["reinforce", "lvc"])
-def test_a_fixed_narrowing_latent_keeps_the_written_out_maths_exact(loss: Literal["reinforce", "lvc"]) -> None:
+def test_a_fixed_narrowing_latent_keeps_the_written_out_maths_exact(
+    loss: Literal["reinforce", "lvc"], latent_input: bool
+) -> None:
     """With ``fixed_latent_std`` and ``latent_std_decay`` each inner step moves ``log σ_z`` by ``log decay``
-    alone; the written-out meta-gradient and curvature product still equal autograd's through the steps."""
-    policy = GaussianMLPPolicy(3, 2, (5, 4), init_std=0.7, latent_dim=2, fixed_latent_std=True, latent_std_decay=0.5)
+    alone; the written-out meta-gradient and curvature product still equal autograd's through the steps
+    (also where the network does not read the latent: its columns masked out of every step)."""
+    policy = GaussianMLPPolicy(
+        3, 2, (5, 4), init_std=0.7, latent_dim=2, fixed_latent_std=True, latent_std_decay=0.5, latent_action=True,
+        latent_input=latent_input,
+    )  # fmt: skip
     params = tiny_params(policy)
     batch = random_meta_batch(steps=2, n=4, latent_dim=2)
     inner = dataclasses.replace(LATENT_INNER, loss=loss)

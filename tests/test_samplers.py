@@ -213,5 +213,9 @@ def test_latent_options_without_a_latent_are_one_line_errors() -> None:
     for name in ("latent_action", "fixed_latent_std"):
         with pytest.raises(ValueError, match=rf"^policy.{name}=true needs a latent; allowed with it: .* \(got 0\)$"):
             GaussianMLPPolicy(3, 2, (4,), **{name: True})
+    with pytest.raises(ValueError, match=r"^policy.latent_input=false needs policy.latent_action=true"):
+        GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_input=False)
+    with pytest.raises(ValueError, match=r"^policy.latent_std_decay=1.5 is out of range; allowed: \(0, 1\]$"):
+        GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_std_decay=1.5)
     with pytest.raises(ValueError, match=r"policy.latent_dim=3 is larger than the action \(2\); allowed .*1..2"):
         GaussianMLPPolicy(3, 2, (4,), latent_dim=3, latent_action=True)
