@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -175,10 +176,11 @@ def test_rollout_observer_sees_what_the_episodes_count() -> None:
 class _RecordingEnv:
     """Wraps a batch env and keeps every action handed to it."""
 
-    def __init__(self, env) -> None:  # type: ignore[no-untyped-def]
-        self.env, self.actions = env, []
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.actions: list[np.ndarray] = []
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.env, name)
 
     def step(self, action: np.ndarray) -> StepResult:
@@ -197,7 +199,7 @@ def test_a_latent_action_shifts_what_the_environment_gets_for_the_whole_episode(
     tasks = family.sample_tasks(TASKS, np.random.default_rng(0))
     draws = draw_noise(TASKS, ROLLOUTS, HORIZON, act_dim, torch.float64, np.random.default_rng(3), torch.Generator(), 1)
     env = _RecordingEnv(family.make_batch_env(TASKS * ROLLOUTS))
-    episodes = rollout(env, policy, params, tasks, HORIZON, draws, family.has_success)  # type: ignore[arg-type]
+    episodes = rollout(env, policy, params, tasks, HORIZON, draws, family.has_success)
     z = policy.latents(episodes.obs).reshape(-1)  # [N * R], environment i * R + k
     assert z.abs().min() > 0
     for t, sent in enumerate(env.actions):
