@@ -24,11 +24,17 @@ from metarl.policies import GaussianMLPPolicy, Params, stack_params, step_log_pr
 
 
 def step_size(
-    name: str, fast_lr: float, latent_lr: float | None, fixed: Mapping[str, Tensor] | None = None
+    name: str,
+    fast_lr: float,
+    latent_lr: float | None,
+    fixed: Mapping[str, Tensor] | None = None,
+    latent_var: Tensor | None = None,
 ) -> float | Tensor:
     """The inner step size of parameter ``name``: ``latent_lr`` for the latent's, else ``fast_lr``;
     times the policy's mask where it keeps entries ``fixed`` (:attr:`metarl.policies.GaussianMLPPolicy.fixed`:
-    0 where an entry is never trained, so the step leaves it where it is).
+    0 where an entry is never trained, so the step leaves it where it is); for ``latent_mean`` also
+    times ``latent_var`` ``[N, K]``, the latent's variance at this step, where the policy
+    preconditions that step (:func:`natural_variance`).
 
     The REINFORCE inner loss's Hessian has no cross terms between the latent's parameters and the
     network's (the latent enters the network as sampled data), so a step size per block keeps each
@@ -36,10 +42,21 @@ def step_size(
     them (its ``∇log π ∇log πᵀ`` term), and the meta-update then uses the Jacobian and its transpose
     as they are (as it does wherever a mask zeroes part of ``diag(α)``).
     """
-    lr = latent_lr if latent_lr is not None and name.startswith("latent_") else fast_lr
+    lr: float | Tensor = latent_lr if latent_lr is not None and name.startswith("latent_") else fast_lr
+    if latent_var is not None and name == "latent_mean":
+        lr = lr * latent_var
     if fixed is not None and name in fixed:
         return lr * fixed[name]
     return lr
+
+
+def natural_variance(policy: GaussianMLPPolicy, params: Params) -> Tensor | None:
+    """``σ_z² [N, K]`` of stacked ``params`` where ``policy.latent_natural`` preconditions the latent
+    mean's step, else None. A constant: the policy's ``fixed_latent_std`` keeps ``log σ_z`` out of
+    every trained direction, and each step moves it by a constant alone."""
+    if not policy.latent_natural:
+        return None
+    return torch.exp(2.0 * params["latent_log_std"].detach())
 
 
 def step_shift(policy: GaussianMLPPolicy, name: str) -> float:
@@ -115,7 +132,8 @@ def inner_step(
         out: Params = {}
         for (k, p), g in zip(leaves.items(), grads, strict=True):
             base = group[k] if group[k].requires_grad else p.detach()
-            step = step_size(k, fast_lr, latent_lr, policy.fixed) * (g if keep_graph else g.detach())
+            size = step_size(k, fast_lr, latent_lr, policy.fixed, natural_variance(policy, group))
+            step = size * (g if keep_graph else g.detach())
             out[k] = base - step + step_shift(policy, k)
         return out
 

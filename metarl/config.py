@@ -108,6 +108,12 @@ class PolicyConfig:
         high=1,
         low_open=True,
     )
+    latent_natural: bool = param(
+        False,
+        "precondition the inner step of the latent's mean by its variance (the natural gradient of a Gaussian "
+        "whose std is fixed): it moves by inner.latent_lr * sigma_z * mean(A * eps), an evolution strategy's "
+        "step, which narrows with latent_std_decay instead of growing; needs policy.fixed_latent_std",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,6 +50,7 @@ def build_experiment(config: Config) -> Experiment:
             fixed_latent_std=p.fixed_latent_std,
             latent_std_decay=p.latent_std_decay,
             latent_input=p.latent_input,
+            latent_natural=p.latent_natural,
         )
     except ValueError as e:
         raise ConfigError(str(e)) from None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
-from metarl.adaptation import adapt, step_shift, step_size
+from metarl.adaptation import adapt, natural_variance, step_shift, step_size
 from metarl.curvature import (
     Activations,
     KLTerm,
@@ -320,7 +320,8 @@ def _adapt(
         term = _score(policy, current, episodes, 1, second_order=keep)
         if keep:
             steps.append(term)
-        lrs = {k: step_size(k, inner.fast_lr, inner.latent_step, policy.fixed) for k in current}
+        var = natural_variance(policy, current)
+        lrs = {k: step_size(k, inner.fast_lr, inner.latent_step, policy.fixed, var) for k in current}
         current = {k: v - lrs[k] * term.gradient[k] + step_shift(policy, k) for k, v in current.items()}
     return current, steps
 
@@ -339,12 +340,15 @@ def _jacobian_product(
     sizes (``α``, and ``α_z`` for a latent's parameters). ``J`` is symmetric unless the low-variance
     curvature couples a latent's block, with its own step size, to the network's."""
     fixed = term.policy.fixed
+    var = None
+    if term.policy.latent_natural and term.latent is not None:  # σ_z² of the step, [n, K]
+        var = 1.0 / term.latent.inv_var[:, 0].detach()
     if transpose:
-        scaled = {k: step_size(k, fast_lr, latent_lr, fixed) * v for k, v in u.items()}
+        scaled = {k: step_size(k, fast_lr, latent_lr, fixed, var) * v for k, v in u.items()}
         hessian_u = score_hessian_product(term, scaled, lvc=lvc)
         return {k: v - hessian_u[k] for k, v in u.items()}
     hessian_u = score_hessian_product(term, u, lvc=lvc)
-    return {k: v - step_size(k, fast_lr, latent_lr, fixed) * hessian_u[k] for k, v in u.items()}
+    return {k: v - step_size(k, fast_lr, latent_lr, fixed, var) * hessian_u[k] for k, v in u.items()}
 
 
 def _sum_tasks(per_task: Params, like: Params) -> Tensor:

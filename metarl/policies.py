@@ -75,11 +75,17 @@ class GaussianMLPPolicy(nn.Module):
         latent_input: The network reads the latent beside the observation. ``False`` (with
             ``latent_action``): the first layer's latent columns stay 0, so the network cannot
             undo the shift it makes (:attr:`fixed` masks them).
+        latent_natural: The inner step of ``latent_mean`` is preconditioned by the latent's variance
+            ``σ_z²`` (the inverse Fisher of a Gaussian's mean): with REINFORCE's ``∇ log q(z) = ε / σ_z``
+            it moves by ``α_z σ_z mean(A ε)``, as an evolution strategy's mean does, so a step taken with
+            a narrowed ``σ_z`` is smaller, not larger. Needs ``fixed_latent_std`` (the preconditioner is
+            then a constant of each step, outside every derivative).
 
     Raises:
         ValueError: ``latent_action``, ``fixed_latent_std`` or a ``latent_std_decay`` other than 1
             without a latent, a latent larger than the action with ``latent_action``, a decay
-            outside (0, 1], or ``latent_input`` false without ``latent_action``.
+            outside (0, 1], ``latent_input`` false without ``latent_action``, or ``latent_natural``
+            without ``fixed_latent_std``.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class GaussianMLPPolicy(nn.Module):
         fixed_latent_std: bool = False,
         latent_std_decay: float = 1.0,
         latent_input: bool = True,
+        latent_natural: bool = False,
     ):
         super().__init__()
         if not latent_input and not latent_action:
@@ -107,6 +114,11 @@ class GaussianMLPPolicy(nn.Module):
         if latent_std_decay != 1.0 and latent_dim == 0:
             raise ValueError(
                 f"policy.latent_std_decay={latent_std_decay:g} needs a latent; allowed with it: policy.latent_dim > 0"
+            )
+        if latent_natural and not fixed_latent_std:
+            raise ValueError(
+                "policy.latent_natural=true needs policy.fixed_latent_std=true (its step is preconditioned by a "
+                "variance that must not be trained)"
             )
         if latent_action and latent_dim > act_dim:
             raise ValueError(
@@ -131,6 +143,7 @@ class GaussianMLPPolicy(nn.Module):
             columns[:, obs_dim:] = 0.0
             self.fixed["layers.0.weight"] = columns
         self.latent_log_std_shift = math.log(latent_std_decay)  # added to latent_log_std at each inner step
+        self.latent_natural = latent_natural
         self.min_log_std = math.log(min_std)
         self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
         self.input_dim = obs_dim + latent_dim

@@ -526,17 +526,18 @@ def test_a_fixed_latent_std_stays_where_it_was_initialised(algorithm: Algorithm,
             assert kl_fn(params_to_vector(new)).item() <= outer.max_kl
 
 
-@pytest.mark.parametrize("latent_input", [True, False])
+@pytest.mark.parametrize(("latent_input", "natural"), [(True, False), (False, False), (False, True)])
 @pytest.mark.parametrize("loss", ["reinforce", "lvc"])
 def test_a_fixed_narrowing_latent_keeps_the_written_out_maths_exact(
-    loss: Literal["reinforce", "lvc"], latent_input: bool
+    loss: Literal["reinforce", "lvc"], latent_input: bool, natural: bool
 ) -> None:
     """With ``fixed_latent_std`` and ``latent_std_decay`` each inner step moves ``log σ_z`` by ``log decay``
     alone; the written-out meta-gradient and curvature product still equal autograd's through the steps
-    (also where the network does not read the latent: its columns masked out of every step)."""
+    (also where the network does not read the latent: its columns masked out of every step; and where
+    the latent mean's step is preconditioned by its variance, a different constant at each step)."""
     policy = GaussianMLPPolicy(
         3, 2, (5, 4), init_std=0.7, latent_dim=2, fixed_latent_std=True, latent_std_decay=0.5, latent_action=True,
-        latent_input=latent_input,
+        latent_input=latent_input, latent_natural=natural,
     )  # fmt: skip
     params = tiny_params(policy)
     batch = random_meta_batch(steps=2, n=4, latent_dim=2)
@@ -550,3 +551,43 @@ def test_a_fixed_narrowing_latent_keeps_the_written_out_maths_exact(
     reference = hessian_vector_product_fn(mean_kl(_detached(out), out, batch.query.masks), list(theta.values()))
     v = torch.randn(params_to_vector(params).shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)
+
+
+def test_the_natural_latent_step_is_an_evolution_strategys() -> None:
+    """``policy.latent_natural``: the latent mean moves by ``α_z Σ_r c_r (z_r − μ)`` (hand-computed from
+    the support batch: ``c_r`` the first step's advantage over the task's valid steps), i.e.
+    ``α_z σ_z mean(A ε)``, ``σ_z²`` times the plain REINFORCE step, at every inner step (the second
+    with the variance the decay has left); every other parameter steps as without it."""
+
+    def policy(natural: bool) -> GaussianMLPPolicy:
+        return GaussianMLPPolicy(
+            3, 2, (6,), init_std=0.7, latent_dim=2, latent_std=0.4, fixed_latent_std=True, latent_std_decay=0.5,
+            latent_action=True, latent_natural=natural,
+        )  # fmt: skip
+
+    natural, plain = policy(True), policy(False)
+    params = tiny_params(natural)
+    supports = random_meta_batch(steps=2, n=3, latent_dim=2).supports
+    first = adapt(plain, params, supports[:1], 0.3, latent_lr=0.6)
+    mu0 = params["latent_mean"]
+    torch.testing.assert_close(
+        adapt(natural, params, supports[:1], 0.3, latent_lr=0.6)["latent_mean"] - mu0,
+        0.4**2 * (first["latent_mean"] - mu0),
+    )
+    for k in (1, 2):
+        before = adapt(natural, params, supports[: k - 1], 0.3, num_tasks=3, latent_lr=0.6)
+        after = adapt(natural, params, supports[:k], 0.3, latent_lr=0.6)
+        one = supports[k - 1]
+        z = natural.latents(one.obs)  # [N, R, K]
+        c = one.advantages[:, 0] * one.masks[:, 0] / one.masks.sum((1, 2))[:, None]  # [N, R]
+        mu = before["latent_mean"]
+        torch.testing.assert_close(after["latent_mean"] - mu, 0.6 * (c[..., None] * (z - mu[:, None])).sum(1))
+        reference = adapt(plain, params, supports[:k], 0.3, latent_lr=0.6)
+        for name in params:
+            if name != "latent_mean":
+                torch.testing.assert_close(after[name], reference[name])
+
+
+def test_a_natural_latent_step_needs_a_fixed_latent_std() -> None:
+    with pytest.raises(ValueError, match=r"^policy.latent_natural=true needs policy.fixed_latent_std=true"):
+        GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_natural=True)
