@@ -9,7 +9,7 @@ rollouts pinch (the spread of its exploration; see
 each step and its correlation rises from about 0.
 
     python experiments/grasp_pinch.py CKPT [CKPT ...] [--tasks test] [--steps 3] [--fast-lr A]
-        [--rollouts 20] [--seed 0] [--json OUT] [--per-object]
+        [--rollouts 20] [--seed 0] [--set K=V] [--json OUT] [--per-object]
 
 ``--per-object`` adds, per object and step, its centre of mass, the mean signed pinch offset from
 it and its success rate: which objects an inner step moves, and which it does not.
@@ -36,9 +36,11 @@ from metarl.experiment import load_experiment
 from metarl.rollouts import AdaptationSettings, Streams, collect_adaptation
 
 
-def measure(path: Path, tasks_name: str, steps: int, rollouts: int, fast_lr: float | None, seed: int) -> list[dict]:
+def measure(
+    path: Path, tasks_name: str, steps: int, rollouts: int, fast_lr: float | None, seed: int, overrides: list[str]
+) -> list[dict]:
     """One row per step count: return, success and pinch statistics."""
-    exp, ckpt = load_experiment(path)
+    exp, ckpt = load_experiment(path, overrides)
     try:
         tasks = task_set(exp.family, tasks_name, exp.config)
         settings = AdaptationSettings.evaluation(exp.config, steps, rollouts)
@@ -97,6 +99,7 @@ def main() -> int:
     parser.add_argument("--fast-lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="as metarl evaluate --set")
     parser.add_argument("--per-object", action="store_true", help="also print each object's pinch and success")
     args = parser.parse_args()
     rows = []
@@ -105,7 +108,7 @@ def main() -> int:
         "  spread cm"
     )
     for path in args.checkpoints:
-        for row in measure(path, args.tasks, args.steps, args.rollouts, args.fast_lr, args.seed):
+        for row in measure(path, args.tasks, args.steps, args.rollouts, args.fast_lr, args.seed, args.overrides):
             rows.append(row)
             print(
                 f"{str(path)[-40:]:40s} {row['fast_lr']:5.3f} {row['step']:4d} {row['return']:7.2f} "

@@ -1,6 +1,7 @@
 """The adaptation curve of a checkpoint over several evaluation seeds, as RESULTS.md reports it.
 
-    python experiments/seeds_table.py CKPT [--tasks test] [--steps 3] [--seeds 0 1 2] [--fast-lr A] [--json OUT]
+    python experiments/seeds_table.py CKPT [--tasks test] [--steps 3] [--seeds 0 1 2] [--fast-lr A]
+        [--set K=V] [--json OUT]
 
 For each step count: the held-out return (mean ± std over the seeds of the mean over tasks and
 rollouts) and the success rate where the family has one, and the env steps and seconds of one
@@ -29,12 +30,15 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fast-lr", type=float, default=None, help="inner step size (default: the run's)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="as metarl evaluate --set")
     args = parser.parse_args()
     reports, seconds = [], []
     for seed in args.seeds:
         start = time.perf_counter()
         reports.append(
-            evaluate_checkpoint(args.checkpoint, args.tasks, steps=args.steps, seed=seed, fast_lr=args.fast_lr)
+            evaluate_checkpoint(
+                args.checkpoint, args.tasks, steps=args.steps, seed=seed, fast_lr=args.fast_lr, overrides=args.overrides
+            )
         )
         seconds.append(time.perf_counter() - start)
     rows = over_seeds(reports)

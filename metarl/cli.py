@@ -113,6 +113,15 @@ def _parser() -> argparse.ArgumentParser:
                 "without inner steps with the step that suits it)",
             )
             p.add_argument(
+                "--set",
+                dest="overrides",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="change the checkpoint's config for this evaluation, e.g. --set inner.latent_lr=20 "
+                "(repeatable; the policy's shape cannot change)",
+            )
+            p.add_argument(
                 "--plot",
                 type=Path,
                 metavar="PNG",
@@ -344,6 +353,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             rollouts=args.rollouts,
             seed=args.seed,
             fast_lr=args.fast_lr,
+            overrides=args.overrides,
         )
     except ReportError as err:
         raise CliError(str(err)) from None

@@ -303,6 +303,7 @@ def evaluate_checkpoint(
     rollouts: int | None = None,
     seed: int = 0,
     fast_lr: float | None = None,
+    overrides: Sequence[str] = (),
 ) -> AdaptationReport:
     """``metarl evaluate``: the adaptation curve of a checkpoint.
 
@@ -313,12 +314,17 @@ def evaluate_checkpoint(
         rollouts: Rollouts per task per step (default: the run's ``inner.rollouts``).
         seed: Seed of the rollouts.
         fast_lr: Inner step size (default: the run's ``inner.fast_lr``).
+        overrides: ``section.key=value`` changes to the checkpoint's configuration for this
+            evaluation (:func:`metarl.experiment.load_experiment`).
 
     Raises:
         CheckpointError, ConfigError, TaskError: A checkpoint, configuration or task set that
             cannot be used (one line).
     """
-    return compare_checkpoint(path, (), tasks, steps=steps, rollouts=rollouts, seed=seed, fast_lr=fast_lr)[0].report
+    curves = compare_checkpoint(
+        path, (), tasks, steps=steps, rollouts=rollouts, seed=seed, fast_lr=fast_lr, overrides=overrides
+    )
+    return curves[0].report
 
 
 def compare_checkpoint(
@@ -330,12 +336,13 @@ def compare_checkpoint(
     rollouts: int | None = None,
     seed: int = 0,
     fast_lr: float | None = None,
+    overrides: Sequence[str] = (),
 ) -> tuple[Curve, ...]:
     """``metarl evaluate --compare``: a checkpoint's adaptation curve and the curves to draw beside it.
 
     Args:
         path: As :func:`evaluate_checkpoint`'s, and so are ``tasks``, ``steps``, ``rollouts``,
-            ``seed`` and ``fast_lr``.
+            ``seed``, ``fast_lr`` and ``overrides``.
         compare: JSON curves (``metarl evaluate --json``, ``metarl baseline --out``); each is
             checked to be of the same family, tasks and budget before anything is rolled out.
 
@@ -347,7 +354,7 @@ def compare_checkpoint(
             set or curve that cannot be used (one line).
     """
     others = [read_curve(p) for p in compare]
-    exp, ckpt = load_experiment(path)
+    exp, ckpt = load_experiment(path, overrides)
     try:
         if tasks is None and ckpt.adaptation is not None:
             chosen = [exp.family.task_from_dict(ckpt.adaptation.task)]

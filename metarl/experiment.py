@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 import yaml
 
 from metarl.checkpoint import Checkpoint, CheckpointError, check_params, load_checkpoint
-from metarl.config import Config, ConfigError, config_from_dict
+from metarl.config import Config, ConfigError, apply_overrides, config_from_dict
 from metarl.envs.base import TaskFamily
 from metarl.envs.registry import make_family
 from metarl.policies import GaussianMLPPolicy
@@ -99,16 +100,21 @@ def check_architecture(ckpt: Checkpoint, policy: GaussianMLPPolicy, path: Path) 
         check_params(params, expected, what=f"checkpoint {str(path)!r} (a step of its adaptation)")
 
 
-def load_experiment(path: Path) -> tuple[Experiment, Checkpoint]:
+def load_experiment(path: Path, overrides: Sequence[str] = ()) -> tuple[Experiment, Checkpoint]:
     """A checkpoint and the experiment its configuration builds, its parameters checked against the policy.
+
+    Args:
+        path: The checkpoint.
+        overrides: ``section.key=value`` changes to the stored configuration (``--set``), e.g. an
+            evaluation with another inner step; one that changes the policy's shape is refused.
 
     Raises:
         CheckpointError: A missing, corrupt or foreign file, a malformed configuration, or
             parameters that do not fit the policy (one line).
-        ConfigError: A configuration this version refuses.
+        ConfigError: A configuration this version refuses, or a malformed override.
     """
     ckpt = load_checkpoint(path)
-    exp = build_experiment(config_from_dict(saved_config(ckpt, path)))
+    exp = build_experiment(config_from_dict(apply_overrides(saved_config(ckpt, path), overrides)))
     try:
         check_architecture(ckpt, exp.policy, path)
     except CheckpointError:

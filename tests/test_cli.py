@@ -133,6 +133,27 @@ def test_evaluate_with_another_inner_step_size(trained: Path, capsys: pytest.Cap
         assert f"--fast-lr={float(bad)} is out of range" in err and "\n" not in err
 
 
+def test_evaluate_overrides_the_checkpoints_config(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--set`` changes the stored config for this evaluation alone: ``inner.fast_lr`` gives what
+    ``--fast-lr`` gives; a bad key or value, or one that changes the policy's shape, is one line and exit 2."""
+    ckpt = str(trained / "checkpoints" / "final.pt")
+    args = ["evaluate", ckpt, "--tasks", "2", "--steps", "1", "--rollouts", "2", "--json"]
+    curves = []
+    for extra in (["--fast-lr", "0.5"], ["--set", "inner.fast_lr=0.5"], []):
+        assert main([*args, *extra]) == 0
+        curves.append([s["return_mean"] for s in json.loads(capsys.readouterr().out)["steps"]])
+    assert curves[0] == curves[1] and curves[1][1] != curves[2][1]
+    assert "fast_lr: 0.1" in load_checkpoint(trained / "checkpoints" / "final.pt").config_yaml  # the file is unchanged
+    for bad, message in (
+        ("inner.nope=1", "nope"),
+        ("inner.fast_lr=-1", "inner.fast_lr=-1"),
+        ("policy.hidden_sizes=[4]", "does not match the policy architecture"),
+    ):
+        assert main([*args, "--set", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+
+
 def test_evaluate_bad_tasks_choice(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(trained / "checkpoints" / "final.pt"), "--tasks", "everything"]) == 2
     assert "--tasks='everything' is not allowed" in capsys.readouterr().err
