@@ -114,6 +114,11 @@ class PolicyConfig:
         "whose std is fixed): it moves by inner.latent_lr * sigma_z * mean(A * eps), an evolution strategy's "
         "step, which narrows with latent_std_decay instead of growing; needs policy.fixed_latent_std",
     )
+    latent_open_loop: bool = param(
+        False,
+        "the first K actions do not read the observation: a trained constant plus the latent, chosen once per "
+        "episode (the network's last-layer weights for them stay 0); needs policy.latent_action",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,6 +52,7 @@ def build_experiment(config: Config) -> Experiment:
             latent_std_decay=p.latent_std_decay,
             latent_input=p.latent_input,
             latent_natural=p.latent_natural,
+            latent_open_loop=p.latent_open_loop,
         )
     except ValueError as e:
         raise ConfigError(str(e)) from None

@@ -80,12 +80,16 @@ class GaussianMLPPolicy(nn.Module):
             it moves by ``α_z σ_z mean(A ε)``, as an evolution strategy's mean does, so a step taken with
             a narrowed ``σ_z`` is smaller, not larger. Needs ``fixed_latent_std`` (the preconditioner is
             then a constant of each step, outside every derivative).
+        latent_open_loop: The first ``K`` actions do not depend on the observation: the last
+            layer's weights for them stay 0 (:attr:`fixed`), so each is a trained constant (its
+            bias) plus the latent, an open-loop choice per episode (the grasp family's pinch point,
+            already relative to the tracked object). Needs ``latent_action``.
 
     Raises:
         ValueError: ``latent_action``, ``fixed_latent_std`` or a ``latent_std_decay`` other than 1
             without a latent, a latent larger than the action with ``latent_action``, a decay
-            outside (0, 1], ``latent_input`` false without ``latent_action``, or ``latent_natural``
-            without ``fixed_latent_std``.
+            outside (0, 1], ``latent_input`` false or ``latent_open_loop`` without ``latent_action``,
+            or ``latent_natural`` without ``fixed_latent_std``.
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class GaussianMLPPolicy(nn.Module):
         latent_std_decay: float = 1.0,
         latent_input: bool = True,
         latent_natural: bool = False,
+        latent_open_loop: bool = False,
     ):
         super().__init__()
         if not latent_input and not latent_action:
@@ -119,6 +124,10 @@ class GaussianMLPPolicy(nn.Module):
             raise ValueError(
                 "policy.latent_natural=true needs policy.fixed_latent_std=true (its step is preconditioned by a "
                 "variance that must not be trained)"
+            )
+        if latent_open_loop and not latent_action:
+            raise ValueError(
+                "policy.latent_open_loop=true needs policy.latent_action=true (the latent is what moves those actions)"
             )
         if latent_action and latent_dim > act_dim:
             raise ValueError(
@@ -142,6 +151,12 @@ class GaussianMLPPolicy(nn.Module):
             columns = torch.ones(sizes[1], sizes[0])
             columns[:, obs_dim:] = 0.0
             self.fixed["layers.0.weight"] = columns
+        if latent_open_loop:
+            last = f"layers.{len(sizes) - 2}.weight"  # also the first where there is no hidden layer
+            rows = self.fixed.get(last, torch.ones(sizes[-1], sizes[-2])).clone()
+            rows[:latent_dim] = 0.0
+            self.fixed[last] = rows
+        self.latent_open_loop = latent_open_loop
         self.latent_log_std_shift = math.log(latent_std_decay)  # added to latent_log_std at each inner step
         self.latent_natural = latent_natural
         self.min_log_std = math.log(min_std)
@@ -176,7 +191,7 @@ class GaussianMLPPolicy(nn.Module):
             t = torch.empty(p.shape, dtype=dtype)
             if name.endswith("weight"):
                 nn.init.xavier_uniform_(t, generator=generator)
-                if name in self.fixed:  # the latent's columns of a network that does not read it
+                if name in self.fixed:  # entries kept at 0: the latent's columns, the open-loop actions' rows
                     t.mul_(self.fixed[name].to(dtype))
             elif name == "log_std":
                 t.fill_(math.log(self.init_std))

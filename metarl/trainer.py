@@ -90,14 +90,20 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 
 def _warm_start(path: Path, policy: GaussianMLPPolicy) -> Params:
-    """The parameters of the checkpoint at ``path`` (``policy.init_from``), checked against ``policy``.
+    """The parameters of the checkpoint at ``path`` (``policy.init_from``), checked against ``policy``;
+    weights this policy keeps at 0 (``policy.latent_input=false``, ``policy.latent_open_loop``) are
+    zeroed there, so the policy is what its options say even when the checkpoint's was not.
 
     Raises:
         CheckpointError: A missing, corrupt or foreign file, or parameters of another shape (one line).
     """
     checkpoint = load_checkpoint(path)
     check_architecture(checkpoint, policy, path)
-    return {k: v.detach().clone() for k, v in checkpoint.params.items()}
+    params = {k: v.detach().clone() for k, v in checkpoint.params.items()}
+    for name, mask in policy.fixed.items():
+        if name.endswith("weight"):
+            params[name] = params[name] * mask.to(params[name].dtype)
+    return params
 
 
 class Trainer:

@@ -526,24 +526,32 @@ def test_a_fixed_latent_std_stays_where_it_was_initialised(algorithm: Algorithm,
             assert kl_fn(params_to_vector(new)).item() <= outer.max_kl
 
 
-@pytest.mark.parametrize(("latent_input", "natural"), [(True, False), (False, False), (False, True)])
+@pytest.mark.parametrize(
+    ("latent_input", "natural", "open_loop"),
+    [(True, False, False), (False, False, False), (False, True, False), (False, True, True)],
+)
 @pytest.mark.parametrize("loss", ["reinforce", "lvc"])
 def test_a_fixed_narrowing_latent_keeps_the_written_out_maths_exact(
-    loss: Literal["reinforce", "lvc"], latent_input: bool, natural: bool
+    loss: Literal["reinforce", "lvc"], latent_input: bool, natural: bool, open_loop: bool
 ) -> None:
     """With ``fixed_latent_std`` and ``latent_std_decay`` each inner step moves ``log σ_z`` by ``log decay``
     alone; the written-out meta-gradient and curvature product still equal autograd's through the steps
-    (also where the network does not read the latent: its columns masked out of every step; and where
-    the latent mean's step is preconditioned by its variance, a different constant at each step)."""
+    (also where the network does not read the latent: its columns masked out of every step; where
+    the latent mean's step is preconditioned by its variance, a different constant at each step; and
+    where the latent's actions are open-loop: the last layer's rows for them masked too)."""
+    k = 1 if open_loop else 2  # an open-loop latent of 1 leaves the network the other action
     policy = GaussianMLPPolicy(
-        3, 2, (5, 4), init_std=0.7, latent_dim=2, fixed_latent_std=True, latent_std_decay=0.5, latent_action=True,
-        latent_input=latent_input, latent_natural=natural,
+        3, 2, (5, 4), init_std=0.7, latent_dim=k, fixed_latent_std=True, latent_std_decay=0.5,
+        latent_action=True, latent_input=latent_input, latent_natural=natural, latent_open_loop=open_loop,
     )  # fmt: skip
     params = tiny_params(policy)
-    batch = random_meta_batch(steps=2, n=4, latent_dim=2)
+    batch = random_meta_batch(steps=2, n=4, latent_dim=k)
     inner = dataclasses.replace(LATENT_INNER, loss=loss)
     adapted = adapt(policy, params, batch.supports, 0.3, latent_lr=0.6, lvc=loss == "lvc")
-    torch.testing.assert_close(adapted["latent_log_std"], (params["latent_log_std"] + 2 * math.log(0.5)).expand(4, 2))
+    if open_loop:  # the open-loop action's row of the last layer stays 0 through every step
+        assert (params["layers.2.weight"][0] == 0).all() and (adapted["layers.2.weight"][:, 0] == 0).all()
+        assert (params["layers.2.weight"][1] != 0).all()
+    torch.testing.assert_close(adapted["latent_log_std"], (params["latent_log_std"] + 2 * math.log(0.5)).expand(4, k))
     curvature = group_curvature(policy, params, batch, inner, num_tasks=4)
     torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
     theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
@@ -588,6 +596,31 @@ def test_the_natural_latent_step_is_an_evolution_strategys() -> None:
                 torch.testing.assert_close(after[name], reference[name])
 
 
-def test_a_natural_latent_step_needs_a_fixed_latent_std() -> None:
+def test_a_natural_or_open_loop_latent_needs_its_companion_option() -> None:
     with pytest.raises(ValueError, match=r"^policy.latent_natural=true needs policy.fixed_latent_std=true"):
         GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_natural=True)
+    with pytest.raises(ValueError, match=r"^policy.latent_open_loop=true needs policy.latent_action=true"):
+        GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_open_loop=True)
+
+
+@pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml", "reptile"])
+def test_open_loop_latent_actions_never_read_the_observation(algorithm: Algorithm) -> None:
+    """``policy.latent_open_loop``: the first action's mean is the same for every observation before
+    and after a meta-update (its last-layer row stays 0), while the other action's row is trained."""
+    policy = GaussianMLPPolicy(
+        3, 2, (6,), init_std=0.7, latent_dim=1, latent_std=0.4, fixed_latent_std=True, latent_action=True,
+        latent_input=False, latent_open_loop=True,
+    )  # fmt: skip
+    params = tiny_params(policy)
+    batch = random_meta_batch(latent_dim=1)
+    inner = dataclasses.replace(LATENT_INNER, algorithm=algorithm)
+    new, stats = meta_update(policy, params, batch, inner, OuterConfig(max_kl=0.01, step_size=0.5))
+    assert stats.accepted and not stats.nonfinite
+    obs = torch.randn(5, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # observation + latent
+    for p in (params, new):
+        mean, _ = policy.distribution(p, obs)
+        assert torch.allclose(mean[:, 0], mean[:1, 0].expand(5)) and mean[:, 1].std() > 0
+    assert (new["layers.1.weight"][0] == 0).all() and (
+        new["layers.1.weight"][1] - params["layers.1.weight"][1]
+    ).abs().max() > 0
+    assert (new["layers.1.bias"] - params["layers.1.bias"]).abs().min() > 0
