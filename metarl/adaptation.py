@@ -130,10 +130,10 @@ def inner_step(
             loss = inner_loss(policy, leaves, support, lvc=lvc).sum()
             grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=keep_graph)
         out: Params = {}
+        var = natural_variance(policy, group)  # once per step, not per parameter
         for (k, p), g in zip(leaves.items(), grads, strict=True):
             base = group[k] if group[k].requires_grad else p.detach()
-            size = step_size(k, fast_lr, latent_lr, policy.fixed, natural_variance(policy, group))
-            step = size * (g if keep_graph else g.detach())
+            step = step_size(k, fast_lr, latent_lr, policy.fixed, var) * (g if keep_graph else g.detach())
             out[k] = base - step + step_shift(policy, k)
         return out
 
