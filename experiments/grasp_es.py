@@ -31,6 +31,7 @@ import numpy as np
 
 from metarl.envs.grasping import GraspObject, GraspTask
 from metarl.envs.grasping import controllers as ctl
+from metarl.envs.grasping.family import GraspOptions
 from metarl.envs.grasping.scene import HAND_RANGE
 
 
@@ -87,14 +88,18 @@ def main() -> None:
     parser.add_argument("--exploit-sigma", type=float, default=0.005, help="spread of the exploiting rollouts (m)")
     parser.add_argument("--decay", type=float, nargs="+", default=[1.0], help="spread's factor per step")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lift-rise", type=float, default=0.05, help="family.lift_rise (m): the reward's lift cap")
     args = parser.parse_args()
-    family = GraspObject()
+    family = GraspObject(GraspOptions(lift_rise=args.lift_rise))
     if args.tasks == "test":
         tasks = [t for t in family.test_tasks() if isinstance(t, GraspTask)]
     else:
         drawn = family.sample_tasks(args.objects, np.random.default_rng(3))
         tasks = [t for t in drawn if isinstance(t, GraspTask)]
-    print(f"{len(tasks)} {args.tasks} objects, {args.rollouts} rollouts per step, seed {args.seed}")
+    print(
+        f"{len(tasks)} {args.tasks} objects, {args.rollouts} rollouts per step, seed {args.seed}, "
+        f"family.lift_rise={args.lift_rise:g}"
+    )
     print("sigma cm   eta decay  step: success exploring / at mu / |mu - com| cm")
     for sigma, eta, decay in itertools.product(args.sigma, args.eta, args.decay):
         rows = adapt(

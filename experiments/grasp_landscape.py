@@ -30,16 +30,20 @@ def main() -> None:
     parser.add_argument("--max-shift", type=float, default=0.06, help="largest shift from the centre of mass (m)")
     parser.add_argument("--tasks", choices=("train", "test"), default="train", help="training or held-out")
     parser.add_argument("--per-object", action="store_true", help="each object's return at every shift")
+    parser.add_argument("--lift-rise", type=float, default=0.05, help="family.lift_rise (m): the reward's lift cap")
     args = parser.parse_args()
     shifts = np.arange(-args.max_shift, args.max_shift + 1e-9, 0.01)
     for level_tilt in args.level_tilt:
-        family = GraspObject(GraspOptions(level_tilt=level_tilt))
+        family = GraspObject(GraspOptions(level_tilt=level_tilt, lift_rise=args.lift_rise))
         if args.tasks == "test":
             tasks = family.test_tasks()
-            print(f"family.level_tilt={level_tilt:g}: the {len(tasks)} held-out objects")
+            print(f"family.level_tilt={level_tilt:g}, lift_rise={args.lift_rise:g}: the {len(tasks)} held-out objects")
         else:
             tasks = family.sample_tasks(args.objects, np.random.default_rng(args.seed))
-            print(f"family.level_tilt={level_tilt:g}: {args.objects} training objects (seed {args.seed})")
+            print(
+                f"family.level_tilt={level_tilt:g}, lift_rise={args.lift_rise:g}: "
+                f"{args.objects} training objects (seed {args.seed})"
+            )
         specs = [t.object for t in tasks if isinstance(t, GraspTask)]
         base = ctl.com_plan(specs)
         print(f"{'shift':>8} {'return':>16} {'success':>8} {'tilt':>7}")

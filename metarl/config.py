@@ -119,6 +119,12 @@ class PolicyConfig:
         "the first K actions do not read the observation: a trained constant plus the latent, chosen once per "
         "episode (the network's last-layer weights for them stay 0); needs policy.latent_action",
     )
+    latent_centred: bool = param(
+        False,
+        "the open-loop actions' constant stays 0 (their last-layer biases, and the latent's prior mean in the "
+        "meta-update; inner steps still move the mean): before adapting they explore around 0; needs "
+        "policy.latent_open_loop",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,6 +53,7 @@ def build_experiment(config: Config) -> Experiment:
             latent_input=p.latent_input,
             latent_natural=p.latent_natural,
             latent_open_loop=p.latent_open_loop,
+            latent_centred=p.latent_centred,
         )
     except ValueError as e:
         raise ConfigError(str(e)) from None

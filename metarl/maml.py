@@ -390,13 +390,24 @@ def curvature_product(curvature: GroupCurvature, v: Tensor, like: Params) -> Ten
     return _sum_tasks(u, like)
 
 
+def meta_masks(policy: GaussianMLPPolicy) -> dict[str, Tensor]:
+    """Per parameter name, 1 where the meta-update trains an entry and 0 where it keeps it: the
+    policy's :attr:`~metarl.policies.GaussianMLPPolicy.fixed` entries (kept by every step) times its
+    :attr:`~metarl.policies.GaussianMLPPolicy.meta_fixed` ones (moved by the inner steps alone)."""
+    masks = dict(policy.fixed)
+    for name, mask in policy.meta_fixed.items():
+        masks[name] = masks[name] * mask if name in masks else mask
+    return masks
+
+
 def trainable_mask(policy: GaussianMLPPolicy, like: Params) -> Tensor | None:
-    """``[P]`` 1 for the parameters the meta-update trains, 0 for those the policy keeps fixed
-    (:attr:`metarl.policies.GaussianMLPPolicy.fixed`); ``None`` when every one is trained."""
-    if not policy.fixed:
+    """``[P]`` 1 for the parameters the meta-update trains, 0 for those it keeps (:func:`meta_masks`);
+    ``None`` when every one is trained."""
+    masks = meta_masks(policy)
+    if not masks:
         return None
-    ones = {k: torch.ones(v.numel(), dtype=v.dtype) for k, v in like.items() if k not in policy.fixed}
-    return torch.cat([ones[k] if k in ones else policy.fixed[k].reshape(-1).to(v.dtype) for k, v in like.items()])
+    ones = {k: torch.ones(v.numel(), dtype=v.dtype) for k, v in like.items() if k not in masks}
+    return torch.cat([ones[k] if k in ones else masks[k].reshape(-1).to(v.dtype) for k, v in like.items()])
 
 
 def _solve_direction(
@@ -528,7 +539,11 @@ def reptile_meta_update(
         latent_lr=inner.latent_step,
         lvc=inner.loss == "lvc",
     )
-    new_params = {k: (v + outer.step_size * (adapted[k].mean(0) - v)).detach() for k, v in params.items()}
+    masks = meta_masks(policy)
+    new_params = {}
+    for k, v in params.items():
+        step = outer.step_size * (adapted[k].mean(0) - v)
+        new_params[k] = (v + (step * masks[k].to(v.dtype) if k in masks else step)).detach()
     if not _all_finite(list(new_params.values())):
         return params, UpdateStats(accepted=False, nonfinite=True)
     step = params_to_vector(new_params) - params_to_vector(params)

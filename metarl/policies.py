@@ -84,12 +84,18 @@ class GaussianMLPPolicy(nn.Module):
             layer's weights for them stay 0 (:attr:`fixed`), so each is a trained constant (its
             bias) plus the latent, an open-loop choice per episode (the grasp family's pinch point,
             already relative to the tracked object). Needs ``latent_action``.
+        latent_centred: The open-loop actions' constant stays 0: their last-layer biases are kept
+            at 0 (:attr:`fixed`) and the meta-update leaves the latent's prior mean at 0
+            (:attr:`meta_fixed`; the inner steps still move it). Before adapting, those actions are
+            ``z ~ N(0, σ_z²)``: the grasp family's pinch explores around the tracked point, where a
+            blind search starts. Needs ``latent_open_loop``.
 
     Raises:
         ValueError: ``latent_action``, ``fixed_latent_std`` or a ``latent_std_decay`` other than 1
             without a latent, a latent larger than the action with ``latent_action``, a decay
             outside (0, 1], ``latent_input`` false or ``latent_open_loop`` without ``latent_action``,
-            or ``latent_natural`` without ``fixed_latent_std``.
+            ``latent_natural`` without ``fixed_latent_std``, or ``latent_centred`` without
+            ``latent_open_loop``.
     """
 
     def __init__(
@@ -107,6 +113,7 @@ class GaussianMLPPolicy(nn.Module):
         latent_input: bool = True,
         latent_natural: bool = False,
         latent_open_loop: bool = False,
+        latent_centred: bool = False,
     ):
         super().__init__()
         if not latent_input and not latent_action:
@@ -128,6 +135,11 @@ class GaussianMLPPolicy(nn.Module):
         if latent_open_loop and not latent_action:
             raise ValueError(
                 "policy.latent_open_loop=true needs policy.latent_action=true (the latent is what moves those actions)"
+            )
+        if latent_centred and not latent_open_loop:
+            raise ValueError(
+                "policy.latent_centred=true needs policy.latent_open_loop=true (only an open-loop action is a "
+                "constant to hold at 0)"
             )
         if latent_action and latent_dim > act_dim:
             raise ValueError(
@@ -156,7 +168,15 @@ class GaussianMLPPolicy(nn.Module):
             rows = self.fixed.get(last, torch.ones(sizes[-1], sizes[-2])).clone()
             rows[:latent_dim] = 0.0
             self.fixed[last] = rows
+        # entries the meta-update keeps as initialised but the inner steps move
+        self.meta_fixed: dict[str, Tensor] = {}
+        if latent_centred:
+            bias = torch.ones(act_dim)
+            bias[:latent_dim] = 0.0
+            self.fixed[f"layers.{len(sizes) - 2}.bias"] = bias
+            self.meta_fixed["latent_mean"] = torch.zeros(latent_dim)
         self.latent_open_loop = latent_open_loop
+        self.latent_centred = latent_centred
         self.latent_log_std_shift = math.log(latent_std_decay)  # added to latent_log_std at each inner step
         self.latent_natural = latent_natural
         self.min_log_std = math.log(min_std)

@@ -91,7 +91,8 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 def _warm_start(path: Path, policy: GaussianMLPPolicy) -> Params:
     """The parameters of the checkpoint at ``path`` (``policy.init_from``), checked against ``policy``;
-    weights this policy keeps at 0 (``policy.latent_input=false``, ``policy.latent_open_loop``) are
+    weights and biases this policy keeps at 0 (``policy.latent_input=false``, ``policy.latent_open_loop``,
+    ``policy.latent_centred``; the latter also the latent's prior mean) are
     zeroed there, so the policy is what its options say even when the checkpoint's was not.
 
     Raises:
@@ -101,8 +102,10 @@ def _warm_start(path: Path, policy: GaussianMLPPolicy) -> Params:
     check_architecture(checkpoint, policy, path)
     params = {k: v.detach().clone() for k, v in checkpoint.params.items()}
     for name, mask in policy.fixed.items():
-        if name.endswith("weight"):
+        if name.startswith("layers."):
             params[name] = params[name] * mask.to(params[name].dtype)
+    for name, mask in policy.meta_fixed.items():  # the latent's prior mean, held at 0
+        params[name] = params[name] * mask.to(params[name].dtype)
     return params
 
 

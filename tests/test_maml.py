@@ -527,22 +527,30 @@ def test_a_fixed_latent_std_stays_where_it_was_initialised(algorithm: Algorithm,
 
 
 @pytest.mark.parametrize(
-    ("latent_input", "natural", "open_loop"),
-    [(True, False, False), (False, False, False), (False, True, False), (False, True, True)],
+    ("latent_input", "natural", "open_loop", "centred"),
+    [
+        (True, False, False, False),
+        (False, False, False, False),
+        (False, True, False, False),
+        (False, True, True, False),
+        (False, True, True, True),
+    ],
 )
 @pytest.mark.parametrize("loss", ["reinforce", "lvc"])
 def test_a_fixed_narrowing_latent_keeps_the_written_out_maths_exact(
-    loss: Literal["reinforce", "lvc"], latent_input: bool, natural: bool, open_loop: bool
+    loss: Literal["reinforce", "lvc"], latent_input: bool, natural: bool, open_loop: bool, centred: bool
 ) -> None:
     """With ``fixed_latent_std`` and ``latent_std_decay`` each inner step moves ``log σ_z`` by ``log decay``
     alone; the written-out meta-gradient and curvature product still equal autograd's through the steps
     (also where the network does not read the latent: its columns masked out of every step; where
     the latent mean's step is preconditioned by its variance, a different constant at each step; and
-    where the latent's actions are open-loop: the last layer's rows for them masked too)."""
+    where the latent's actions are open-loop: the last layer's rows for them masked too, and their
+    biases where they are centred)."""
     k = 1 if open_loop else 2  # an open-loop latent of 1 leaves the network the other action
     policy = GaussianMLPPolicy(
         3, 2, (5, 4), init_std=0.7, latent_dim=k, fixed_latent_std=True, latent_std_decay=0.5,
         latent_action=True, latent_input=latent_input, latent_natural=natural, latent_open_loop=open_loop,
+        latent_centred=centred,
     )  # fmt: skip
     params = tiny_params(policy)
     batch = random_meta_batch(steps=2, n=4, latent_dim=k)
@@ -601,6 +609,33 @@ def test_a_natural_or_open_loop_latent_needs_its_companion_option() -> None:
         GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_natural=True)
     with pytest.raises(ValueError, match=r"^policy.latent_open_loop=true needs policy.latent_action=true"):
         GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_open_loop=True)
+
+
+@pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml", "reptile"])
+def test_a_centred_open_loop_latent_explores_around_zero_until_it_adapts(algorithm: Algorithm) -> None:
+    """``policy.latent_centred``: a meta-update leaves the open-loop action's bias and the latent's
+    prior mean at 0 (so that action's mean is 0 for every observation before adapting) and trains
+    the other action's bias; an inner step still moves the latent mean, and so that action."""
+    policy = GaussianMLPPolicy(
+        3, 2, (6,), init_std=0.7, latent_dim=1, latent_std=0.4, fixed_latent_std=True, latent_action=True,
+        latent_input=False, latent_open_loop=True, latent_centred=True, latent_natural=True,
+    )  # fmt: skip
+    params = tiny_params(policy)
+    params["latent_mean"] = torch.zeros(1, dtype=torch.float64)
+    params["layers.1.bias"] = torch.tensor([0.0, 0.3], dtype=torch.float64)
+    batch = random_meta_batch(latent_dim=1)
+    inner = dataclasses.replace(LATENT_INNER, algorithm=algorithm)
+    new, stats = meta_update(policy, params, batch, inner, OuterConfig(max_kl=0.01, step_size=0.5))
+    assert stats.accepted and not stats.nonfinite
+    assert new["latent_mean"].item() == 0.0 and new["layers.1.bias"][0].item() == 0.0
+    assert new["layers.1.bias"][1] != params["layers.1.bias"][1]
+    obs = torch.randn(5, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # observation + latent
+    mean, _ = policy.distribution(new, obs)
+    assert (mean[:, 0] == 0).all()
+    adapted = adapt(policy, new, batch.supports, 0.3, latent_lr=0.6)
+    assert (adapted["latent_mean"] != 0).all() and (adapted["layers.1.bias"][:, 0] == 0).all()
+    with pytest.raises(ValueError, match=r"^policy.latent_centred=true needs policy.latent_open_loop=true"):
+        GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_action=True, latent_centred=True)
 
 
 @pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml", "reptile"])

@@ -520,14 +520,17 @@ def test_resume_continues_the_environment_streams(tmp_path: Path) -> None:
 
 def test_a_warm_start_zeroes_the_weights_its_policy_keeps_at_zero(tmp_path: Path) -> None:
     """A checkpoint whose network reads its latent, warm-starting a policy that must not read it and
-    whose first action is open-loop: those weights start (and stay) 0, the others are the checkpoint's."""
+    whose first action is open-loop and centred: those weights, that action's bias and the latent's
+    prior mean start (and stay) 0, the others are the checkpoint's."""
     latent = ["policy.latent_dim=1", "policy.latent_action=true", "policy.fixed_latent_std=true"]
     source_run = tmp_path / "source"
     assert train(source_run, [*SMALL, "run.iterations=1", *latent]) == 0
     source = source_run / "checkpoints" / "final.pt"
     origin = load_checkpoint(source).params
     assert (origin["layers.0.weight"][:, -1] != 0).all() and (origin["layers.2.weight"][0] != 0).all()
-    masked = [*latent, "policy.latent_input=false", "policy.latent_open_loop=true", f"policy.init_from={source}"]
+    assert origin["layers.2.bias"][0] != 0 and origin["latent_mean"][0] != 0
+    masked = [*latent, "policy.latent_input=false", "policy.latent_open_loop=true", "policy.latent_centred=true"]
+    masked.append(f"policy.init_from={source}")
     run_dir = tmp_path / "warm"
     assert train(run_dir, [*SMALL, "run.iterations=1", *masked]) == 0
     start = Trainer(tmp_path / "unused", load_config(run_dir / "config.yaml"), None, quiet=True)
@@ -535,5 +538,8 @@ def test_a_warm_start_zeroes_the_weights_its_policy_keeps_at_zero(tmp_path: Path
     assert (start.params["layers.0.weight"][:, -1] == 0).all() and (start.params["layers.2.weight"][0] == 0).all()
     assert torch.equal(start.params["layers.0.weight"][:, :-1], origin["layers.0.weight"][:, :-1])
     assert torch.equal(start.params["layers.2.weight"][1], origin["layers.2.weight"][1])
+    assert start.params["layers.2.bias"][0] == 0 and start.params["latent_mean"][0] == 0
+    assert start.params["layers.2.bias"][1] == origin["layers.2.bias"][1]
     final = load_checkpoint(run_dir / "checkpoints" / "final.pt").params
     assert (final["layers.0.weight"][:, -1] == 0).all() and (final["layers.2.weight"][0] == 0).all()
+    assert final["layers.2.bias"][0] == 0 and final["latent_mean"][0] == 0

@@ -46,7 +46,7 @@ Reward, the sum of four named terms (in ``info``), per step:
   object's bounding box (0 inside it);
 * ``grasp`` = 0.5 while both pads touch the object;
 * ``lift`` = ``clip(h / 0.05, 0, 1)`` while both pads touch it, ``h`` the rise (m) of its centre
-  of mass;
+  of mass (0.05 m is ``family.lift_rise``);
 * ``level`` = ``2 clip(1 - tilt / 30°, 0, 1)`` while both pads touch it and ``h >= 0.05``,
   ``tilt`` the angle of its long axis (x) out of the horizontal (30° is ``family.level_tilt``);
 * ``action`` = ``-0.005 ‖act‖²``.
@@ -152,6 +152,10 @@ class GraspOptions:
         level_tilt: Tilt (degrees) at which the ``level`` reward term reaches 0. A reward setting
             only: success still asks for 15°. Wider, the term still ranks pinches 2-4 cm from the
             centre of mass (tilted 30-45°), where the default gives them all 0.
+        lift_rise: Rise (m) of the centre of mass at which the ``lift`` reward term saturates. A
+            reward setting only: success still asks for 5 cm. Higher, the term keeps ranking grips
+            that hold the object up tilted: the farther the pinch from the centre of mass, the lower
+            that hangs below the hand.
     """
 
     horizon: int = 30
@@ -160,10 +164,12 @@ class GraspOptions:
     mass_range: tuple[float, float] = (0.15, 0.4)
     friction_range: tuple[float, float] = (0.8, 1.2)
     level_tilt: float = LEVEL_TILT
+    lift_rise: float = SUCCESS_RISE
 
     def __post_init__(self) -> None:
         check_finite_range("family.horizon", self.horizon, 1, 100_000)
         check_finite_range("family.level_tilt", self.level_tilt, 0.0, 90.0, low_open=True)
+        check_finite_range("family.lift_rise", self.lift_rise, 0.0, 0.3, low_open=True)
         check_finite_range("family.grip_force", self.grip_force, 0.0, 200.0, low_open=True)
         check_finite_range("family.pad_friction", self.pad_friction, 0.05, 3.0)
         for name, (low, high), limits in (
@@ -531,7 +537,7 @@ class GraspBatchEnv:
         terms = {
             "reach": 0.5 * (1.0 - np.tanh(10.0 * distance)),
             "grasp": 0.5 * grasped,
-            "lift": grasped * np.clip(rise / SUCCESS_RISE, 0.0, 1.0),
+            "lift": grasped * np.clip(rise / self.options.lift_rise, 0.0, 1.0),
             "level": 2.0 * (grasped & (rise >= SUCCESS_RISE)) * np.clip(1.0 - tilt / self._level_tilt, 0.0, 1.0),
             "action": -0.005 * np.add.reduce(act**2, axis=1),
         }
