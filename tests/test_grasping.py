@@ -112,6 +112,35 @@ def test_a_wider_level_tilt_ranks_pinches_the_default_scores_alike() -> None:
     assert levels[90.0][0] > levels[90.0][1] > 0.0
 
 
+def test_a_higher_lift_rise_ranks_grips_by_how_high_the_mass_hangs() -> None:
+    """``lift_rise`` changes the reward only: with the default 5 cm a lift at the centre of mass and
+    one 3 cm off (hanging tilted, its mass lower) both earn the full ``lift``; with 15 cm each earns
+    ``rise / 0.15``, the level one more."""
+    spec = ObjectSpec.parse("box length=0.2 width=0.04 height=0.03 mass=0.3 com=0.03")
+    plan = ctl.PinchPlan(np.array([0.03, 0.0]), np.full(2, 0.022), np.ones(2))  # at and 3 cm off
+    lifts, rises = {}, {}
+    for lift_rise in (0.05, 0.15):
+        env = GraspObject(GraspOptions(lift_rise=lift_rise)).make_batch_env(2, 1)
+        env.set_tasks([GraspTask(spec)] * 2)
+        obs = env.reset([np.random.default_rng([0, i]) for i in range(2)])
+        controller = ctl.PlanController(plan)
+        for t in range(env.options.horizon):
+            result = env.step(controller(obs, t))
+            obs = result.obs
+        lifts[lift_rise], rises[lift_rise] = result.terms["lift"], env.lift_height()
+        env.close()
+    np.testing.assert_array_equal(rises[0.05], rises[0.15])  # the same physics
+    assert 0.05 < rises[0.15][1] < rises[0.15][0] < 0.15, rises[0.15]
+    np.testing.assert_array_equal(lifts[0.05], [1.0, 1.0])
+    np.testing.assert_allclose(lifts[0.15], rises[0.15] / 0.15)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.01, 0.31, float("nan")])
+def test_lift_rise_out_of_range_raises_one_line(value: float) -> None:
+    with pytest.raises(TaskError, match=r"family\.lift_rise=.* allowed: \(0, 0.3\]"):
+        GraspOptions(lift_rise=value)
+
+
 @pytest.mark.parametrize("value", [0.0, -5.0, 91.0, float("nan")])
 def test_level_tilt_out_of_range_raises_one_line(value: float) -> None:
     with pytest.raises(TaskError, match=r"family\.level_tilt=.* allowed: \(0, 90\]"):
