@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import metarl.envs  # noqa: F401  (registers metarl/GraspObject-v0)
-from metarl.envs.base import Task, TaskError
+from metarl.envs.base import StepResult, Task, TaskError
 from metarl.envs.grasping import GraspObject, GraspTask, ObjectSpec, scene
 from metarl.envs.grasping import controllers as ctl
 from metarl.envs.grasping.family import OBS_DIM, TRAIN_SHAPES, GraspBatchEnv, GraspOptions
@@ -87,6 +87,24 @@ def test_pinching_away_from_the_centre_of_mass_tilts_the_object(family: GraspObj
     assert np.all(outcome.rise > 0.04)  # held all the same: it hangs tilted, its centre of mass lower
 
 
+def _last_step(
+    options: GraspOptions, spec: ObjectSpec, plan: ctl.PinchPlan
+) -> tuple[StepResult, np.ndarray, np.ndarray]:
+    """The last step's result of ``plan`` (one rollout per pinch) on ``spec`` under ``options``, and
+    each object's final tilt (rad) and centre-of-mass rise (m)."""
+    n = len(plan.offset)
+    env = GraspObject(options).make_batch_env(n, 1)
+    env.set_tasks([GraspTask(spec)] * n)
+    obs = env.reset([np.random.default_rng([0, i]) for i in range(n)])
+    controller = ctl.PlanController(plan)
+    for t in range(env.options.horizon):
+        result = env.step(controller(obs, t))
+        obs = result.obs
+    tilt, rise = env.tilt(), env.lift_height()
+    env.close()
+    return result, tilt, rise
+
+
 def test_a_wider_level_tilt_ranks_pinches_the_default_scores_alike() -> None:
     """``level_tilt`` changes the reward only: 2 and 3 cm from the centre of mass (tilted past 30°)
     both earn no ``level`` by default; at 90° each earns ``2 (1 − tilt / 90°)``, the nearer more."""
@@ -94,16 +112,8 @@ def test_a_wider_level_tilt_ranks_pinches_the_default_scores_alike() -> None:
     plan = ctl.PinchPlan(np.array([0.01, 0.0]), np.full(2, 0.022), np.ones(2))  # 2 and 3 cm off
     levels, tilts, successes = {}, {}, {}
     for level_tilt in (30.0, 90.0):
-        env = GraspObject(GraspOptions(level_tilt=level_tilt)).make_batch_env(2, 1)
-        env.set_tasks([GraspTask(spec)] * 2)
-        obs = env.reset([np.random.default_rng([0, i]) for i in range(2)])
-        controller = ctl.PlanController(plan)
-        for t in range(env.options.horizon):
-            result = env.step(controller(obs, t))
-            obs = result.obs
-        levels[level_tilt], tilts[level_tilt] = result.terms["level"], env.tilt()
-        successes[level_tilt] = result.success
-        env.close()
+        result, tilts[level_tilt], _ = _last_step(GraspOptions(level_tilt=level_tilt), spec, plan)
+        levels[level_tilt], successes[level_tilt] = result.terms["level"], result.success
     np.testing.assert_array_equal(tilts[30.0], tilts[90.0])  # the same physics
     np.testing.assert_array_equal(successes[30.0], successes[90.0])
     assert np.all(tilts[90.0] > math.radians(30.0)) and tilts[90.0][0] < tilts[90.0][1], np.degrees(tilts[90.0])
@@ -120,15 +130,8 @@ def test_a_higher_lift_rise_ranks_grips_by_how_high_the_mass_hangs() -> None:
     plan = ctl.PinchPlan(np.array([0.03, 0.0]), np.full(2, 0.022), np.ones(2))  # at and 3 cm off
     lifts, rises = {}, {}
     for lift_rise in (0.05, 0.15):
-        env = GraspObject(GraspOptions(lift_rise=lift_rise)).make_batch_env(2, 1)
-        env.set_tasks([GraspTask(spec)] * 2)
-        obs = env.reset([np.random.default_rng([0, i]) for i in range(2)])
-        controller = ctl.PlanController(plan)
-        for t in range(env.options.horizon):
-            result = env.step(controller(obs, t))
-            obs = result.obs
-        lifts[lift_rise], rises[lift_rise] = result.terms["lift"], env.lift_height()
-        env.close()
+        result, _, rises[lift_rise] = _last_step(GraspOptions(lift_rise=lift_rise), spec, plan)
+        lifts[lift_rise] = result.terms["lift"]
     np.testing.assert_array_equal(rises[0.05], rises[0.15])  # the same physics
     assert 0.05 < rises[0.15][1] < rises[0.15][0] < 0.15, rises[0.15]
     np.testing.assert_array_equal(lifts[0.05], [1.0, 1.0])
