@@ -15,6 +15,10 @@ Action             Meaning                                         Range
 ``act[0:2]``       displacement this step, clipped to the range    [-0.1, 0.1]
 =================  ==============================================  ==========
 
+With ``normalized_actions`` (the MAML paper's code: rllab's ``normalize`` wrapper) the action
+space is ``[-1, 1]²`` and the displacement is ``max_step · clip(act, -1, 1)``: a policy's unit
+noise moves the point ``0.1 · N(0, 1)`` per step instead of saturating the clip.
+
 Reward (one term, ``distance``): ``-‖position − goal‖`` after the move.
 An episode terminates when the agent is within ``goal_tolerance`` of the goal and is
 truncated at the horizon (100 steps). There is no physical clock; for videos one step counts as
@@ -25,7 +29,9 @@ test goals are drawn once from a fixed seed and are never produced by ``sample_t
 validation goals (they choose ``best.pt``) are ``sample_tasks`` from another fixed seed, as many
 as the test goals.
 
-Version history: v0, the MAML paper's setting (Finn et al., 2017, section 5.3).
+Version history: v0, the MAML paper's setting (Finn et al., 2017, section 5.3); the option
+``normalized_actions`` (off by default, so v0's steps are unchanged) added the paper's code's
+action scaling.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from metarl.envs.base import (
     FlatTaskFamily,
     StepResult,
     Task,
+    TaskError,
     check_finite_range,
     check_generators,
     check_point,
@@ -75,9 +82,12 @@ class NavigationOptions:
     Attributes:
         goal_range: Goals are uniform in ``[-goal_range, goal_range]²`` (m).
         horizon: Steps per episode.
-        max_step: Actions are clipped to ``[-max_step, max_step]`` per axis (m).
+        max_step: Largest displacement per axis and step (m).
         goal_tolerance: The episode terminates within this distance of the goal (m).
         num_test_tasks: Number of held-out test goals.
+        normalized_actions: Actions lie in ``[-1, 1]`` and are scaled by ``max_step`` (the MAML
+            paper's code); otherwise an action is the displacement itself, clipped to
+            ``[-max_step, max_step]``.
     """
 
     goal_range: float = 0.5
@@ -85,6 +95,7 @@ class NavigationOptions:
     max_step: float = 0.1
     goal_tolerance: float = 0.01
     num_test_tasks: int = 40
+    normalized_actions: bool = False
 
     def __post_init__(self) -> None:
         check_finite_range("family.goal_range", self.goal_range, 0.0, _GOAL_LIMIT, low_open=True)
@@ -92,6 +103,13 @@ class NavigationOptions:
         check_finite_range("family.max_step", self.max_step, 0.0, None, low_open=True)
         check_finite_range("family.goal_tolerance", self.goal_tolerance, 0.0, None)
         check_finite_range("family.num_test_tasks", self.num_test_tasks, 1, 10_000)
+        if not isinstance(self.normalized_actions, bool):
+            raise TaskError(f"family.normalized_actions={self.normalized_actions!r} must be true or false")
+
+    @property
+    def action_bound(self) -> float:
+        """Per-axis bound of an action: 1 with ``normalized_actions``, else ``max_step``."""
+        return 1.0 if self.normalized_actions else self.max_step
 
 
 class Navigation2D(FlatTaskFamily):
@@ -107,8 +125,8 @@ class Navigation2D(FlatTaskFamily):
         self.control_dt = CONTROL_DT
         high = np.full(2, self.options.horizon * self.options.max_step)  # farthest reachable point
         self.observation_space = spaces.Box(-high, high, dtype=np.float64)
-        step = self.options.max_step
-        self.action_space = spaces.Box(-step, step, shape=(2,), dtype=np.float64)
+        bound = self.options.action_bound
+        self.action_space = spaces.Box(-bound, bound, shape=(2,), dtype=np.float64)
         rng = np.random.default_rng(TEST_SEED)
         goals = self._draw_goals(self.options.num_test_tasks, rng)
         self._test_goals = goals
@@ -178,9 +196,9 @@ class NavigationBatchEnv:
         return self._pos.copy()
 
     def step(self, action: np.ndarray) -> StepResult:
-        step = self.options.max_step
-        act = np.clip(np.asarray(action, dtype=np.float64).reshape(self.num_envs, 2), -step, step)
-        self._pos = self._pos + act
+        bound = self.options.action_bound
+        act = np.clip(np.asarray(action, dtype=np.float64).reshape(self.num_envs, 2), -bound, bound)
+        self._pos = self._pos + act * (self.options.max_step / bound)
         terms = navigation_reward(self._pos, self._goal)
         reward = terms["distance"].copy()
         reached = -reward < self.options.goal_tolerance
