@@ -176,7 +176,9 @@ def test_render_writes_one_panel_per_step_count(
     assert frames[0].shape == (HEADER + 128, 3 * 128, 3)
     last = frames[-1][HEADER:].astype(int)
     panels = [last[:, i * 128 : (i + 1) * 128] for i in range(3)]
-    assert all(np.abs(panels[i] - panels[j]).mean() > 1 for i, j in ((0, 1), (0, 2), (1, 2)))  # they differ
+    # the rollouts differ: at least 50 pixels (of 128², ~100-170 measured) where a trail is drawn in one panel only
+    changed = [(np.abs(panels[i] - panels[j]).max(-1) > 40).sum() for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert min(changed) >= 50, changed
     gif = imageio.mimread(out.with_suffix(".gif"))
     assert gif[0].shape[1] <= 480
     assert sorted(p.name for p in out.parent.iterdir()) == ["nav.gif", "nav.mp4"]  # no temporary files left
