@@ -104,8 +104,10 @@ def test_fisher_on_a_quarter_of_the_query_steps_keeps_the_step(
 ) -> None:
     """``outer.hvp_subsample=0.25`` against the exact curvature on one fixed batch: the CG direction's
     cosine and the trust-region scale ``sᵀHs`` (measured: cosine 0.985-0.987 and ratio 0.88-0.89 on
-    HalfCheetahVel 4x10 at initialisation, 0.999-1.000 and 1.03-1.04 on navigation 8-10 x 10 after
-    10 updates, 3 seeds)."""
+    HalfCheetahVel 4x10 at initialisation with gymnasium's frame_skip 5, 0.997 and 0.98 with the
+    config's frame_skip 1, seed 0; 0.999-1.000 and 1.03-1.04 on navigation 8-10 x 10 after 10
+    updates, 3 seeds, with its earlier clipped-displacement actions, 0.999 and 1.05 with the
+    normalised ones, seed 0)."""
     config = load_config(EXPERIMENTS / experiment, [*overrides, "sampler.torch_threads=1", "sampler.num_threads=1"])
     policy, params, batch = _batch(config, iterations)
     exact, exact_product = _direction(policy, params, batch, config, 1.0)

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_navigation_paper_config_adapts_in_one_step(tmp_path: Path) -> None:
     """MAML paper, 2-D navigation: after meta-training, one gradient step with 20 rollouts on the
-    held-out goals brings the average return to -15 or better (3 evaluation seeds averaged), for
-    the checkpoint the validation goals chose (best.pt); the final one is printed beside it."""
+    held-out goals brings the average return to -13 or better (3 evaluation seeds averaged; the
+    paper: -11.7; measured -11.03 and -11.66 on training seeds 1 and 2), for the checkpoint the
+    validation goals chose (best.pt); the final one is printed beside it."""
     config = load_config(ROOT / "experiments" / "navigation.yaml", ["log.tensorboard=false"])
     trainer = Trainer.create(config, tmp_path / "run", quiet=True)
     start = time.perf_counter()
@@ -42,5 +43,5 @@ def test_navigation_paper_config_adapts_in_one_step(tmp_path: Path) -> None:
         print(f"\n{name}: held-out goals pre {results[name][0]:.2f}, post-1-step {results[name][1]:.2f}")
     print(f"{seconds:.2f} s per meta-iteration")
     pre, post = results[f"best.pt (iteration {best.iteration})"]
-    assert post >= -15.0
+    assert post >= -13.0
     assert post > pre + 10.0
