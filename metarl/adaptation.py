@@ -42,12 +42,18 @@ def step_size(
     them (its ``∇log π ∇log πᵀ`` term), and the meta-update then uses the Jacobian and its transpose
     as they are (as it does wherever a mask zeroes part of ``diag(α)``).
     """
-    lr: float | Tensor = latent_lr if latent_lr is not None and name.startswith("latent_") else fast_lr
+    lr: float | Tensor = block_lr(name, fast_lr, latent_lr)
     if latent_var is not None and name == "latent_mean":
         lr = lr * latent_var
     if fixed is not None and name in fixed:
         return lr * fixed[name]
     return lr
+
+
+def block_lr(name: str, fast_lr: float, latent_lr: float | None) -> float:
+    """The step size of parameter ``name``'s block: ``latent_lr`` for the latent's, else ``fast_lr``
+    (0 for the network's where only the latent adapts, ``inner.fast_lr`` 0)."""
+    return latent_lr if latent_lr is not None and name.startswith("latent_") else fast_lr
 
 
 def natural_variance(policy: GaussianMLPPolicy, params: Params) -> Tensor | None:
@@ -127,14 +133,19 @@ def inner_step(
     def step(group: Params, support: Episodes) -> Params:  # one group of tasks
         with torch.enable_grad():
             leaves = {k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in group.items()}
+            moving = [k for k in leaves if block_lr(k, fast_lr, latent_lr) != 0]  # a block of step 0 stays
             loss = inner_loss(policy, leaves, support, lvc=lvc).sum()
-            grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=keep_graph)
+            wrt = [leaves[k] for k in moving]
+            found = torch.autograd.grad(loss, wrt, create_graph=keep_graph) if wrt else ()
+            grads = dict(zip(moving, found, strict=True))
         out: Params = {}
         var = natural_variance(policy, group)  # once per step, not per parameter
-        for (k, p), g in zip(leaves.items(), grads, strict=True):
+        for k, p in leaves.items():
             base = group[k] if group[k].requires_grad else p.detach()
-            step = step_size(k, fast_lr, latent_lr, policy.fixed, var) * (g if keep_graph else g.detach())
-            out[k] = base - step + step_shift(policy, k)
+            if k in grads:
+                g = grads[k]
+                base = base - step_size(k, fast_lr, latent_lr, policy.fixed, var) * (g if keep_graph else g.detach())
+            out[k] = base + step_shift(policy, k)
         return out
 
     chunks = task_chunks(episodes.num_tasks, episodes.samples_per_task)

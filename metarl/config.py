@@ -164,7 +164,12 @@ class InnerConfig:
     algorithm: Literal["maml_trpo", "fomaml", "reptile"] = param(
         "maml_trpo", "meta-learner: maml_trpo (second order), fomaml (first order), reptile"
     )
-    fast_lr: float = param(0.1, "step size of each inner policy-gradient step", low=0, low_open=True)
+    fast_lr: float = param(
+        0.1,
+        "step size of each inner policy-gradient step; 0: the network does not adapt, only the latent "
+        "(policy.latent_dim > 0 with inner.latent_lr > 0), context adaptation as in CAVIA",
+        low=0,
+    )
     steps: int = param(
         1, "inner gradient steps (new rollouts between steps); 0 trains one policy for all tasks", low=0, high=20
     )

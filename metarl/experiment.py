@@ -57,8 +57,28 @@ def build_experiment(config: Config) -> Experiment:
         )
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    check_inner_step(config)
     sampler = make_sampler(config, family, policy)
     return Experiment(config, family, policy, sampler)
+
+
+def check_inner_step(config: Config) -> None:
+    """Refuses an inner loop that moves nothing: ``inner.fast_lr`` 0 adapts the latent alone.
+
+    Raises:
+        ConfigError: ``inner.fast_lr=0`` without a latent, or with its step size 0 (one line).
+    """
+    inner = config.inner
+    if inner.fast_lr == 0 and inner.steps > 0 and (config.policy.latent_dim == 0 or inner.latent_step == 0):
+        raise ConfigError(
+            "inner.fast_lr=0 adapts nothing here; allowed: a number above 0, or 0 with a latent that adapts "
+            "alone (policy.latent_dim > 0 and inner.latent_lr > 0)"
+        )
+    if inner.fast_lr == 0 and inner.algorithm == "reptile":
+        raise ConfigError(
+            "inner.fast_lr=0 with inner.algorithm=reptile never trains the network (reptile moves it towards its "
+            "adapted copy); allowed: inner.fast_lr above 0, or inner.algorithm maml_trpo or fomaml"
+        )
 
 
 def make_sampler(config: Config, family: TaskFamily, policy: GaussianMLPPolicy) -> Sampler:

@@ -9,6 +9,7 @@ import pytest
 from metarl.cli import main
 from metarl.config import Config, ConfigError, config_from_dict, load_config
 from metarl.envs.navigation import NavigationOptions
+from metarl.experiment import build_experiment
 
 EXPERIMENTS = sorted(Path(__file__).resolve().parents[1].joinpath("experiments").glob("*.yaml"))
 
@@ -60,7 +61,7 @@ def test_ints_are_accepted_where_floats_are_expected() -> None:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("inner.fast_lr=-0.1", "inner.fast_lr=-0.1 is out of range; allowed: (0, inf)"),
+        ("inner.fast_lr=-0.1", "inner.fast_lr=-0.1 is out of range; allowed: [0, inf)"),
         ("inner.fast_lr=abc", "inner.fast_lr='abc' must be a number"),
         ("inner.steps=1.5", "inner.steps=1.5 must be an integer"),
         ("inner.algorithm=sgd", "inner.algorithm='sgd' is not allowed; allowed: maml_trpo, fomaml, reptile"),
@@ -84,6 +85,31 @@ def test_bad_values_get_one_line_errors(override: str, expected: str) -> None:
         load_config(None, [override])
     message = str(err.value)
     assert expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["inner.fast_lr=0"], ["inner.fast_lr=0", "policy.latent_dim=1"]],  # no latent; a latent of step 0
+)
+def test_an_inner_loop_that_moves_nothing_is_refused(overrides: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_experiment(load_config(None, overrides))
+    message = str(err.value)
+    assert message.startswith("inner.fast_lr=0 adapts nothing here; allowed: a number above 0, or 0 with a latent")
+    assert "\n" not in message
+
+
+def test_reptile_needs_the_network_to_adapt() -> None:
+    overrides = ["inner.fast_lr=0", "policy.latent_dim=1", "inner.latent_lr=2", "inner.algorithm=reptile"]
+    with pytest.raises(ConfigError, match=r"^inner.fast_lr=0 with inner.algorithm=reptile never trains the network"):
+        build_experiment(load_config(None, overrides))
+
+
+def test_a_latent_may_adapt_alone() -> None:
+    """``inner.fast_lr=0`` with a latent of its own step size builds (what it does: ``tests/test_maml.py``)."""
+    exp = build_experiment(load_config(None, ["inner.fast_lr=0", "policy.latent_dim=1", "inner.latent_lr=2"]))
+    exp.sampler.close()
+    assert exp.config.inner.fast_lr == 0 and exp.config.inner.latent_step == 2
 
 
 def test_bad_yaml_file(tmp_path: Path) -> None:
@@ -113,5 +139,5 @@ def test_cli_config_errors_exit_2_and_leave_no_run_dir(tmp_path: Path, capsys: p
     )
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err == "metarl train: error: inner.fast_lr=-1 is out of range; allowed: (0, inf)"
+    assert err == "metarl train: error: inner.fast_lr=-1 is out of range; allowed: [0, inf)"
     assert not run_dir.exists()

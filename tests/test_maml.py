@@ -604,6 +604,40 @@ def test_the_natural_latent_step_is_an_evolution_strategys() -> None:
                 torch.testing.assert_close(after[name], reference[name])
 
 
+@pytest.mark.parametrize("algorithm", ["maml_trpo", "fomaml"])
+def test_with_fast_lr_zero_only_the_latent_adapts(algorithm: Algorithm) -> None:
+    """``inner.fast_lr=0`` (context adaptation, as in CAVIA): every inner step leaves the network's
+    parameters exactly where they were and moves the latent as it would beside a network step (the
+    REINFORCE loss has no cross terms, so the first step's latent move is the same); the written-out
+    meta-gradient and curvature product still equal autograd's through two such steps, and a
+    trust-region update is accepted."""
+    policy = GaussianMLPPolicy(
+        3, 2, (5, 4), init_std=0.7, latent_dim=1, latent_std=0.4, fixed_latent_std=True, latent_std_decay=0.5,
+        latent_action=True, latent_input=False, latent_natural=True, latent_open_loop=True,
+    )  # fmt: skip
+    params = tiny_params(policy)
+    batch = random_meta_batch(steps=2, n=4, latent_dim=1)
+    adapted = adapt(policy, params, batch.supports, 0.0, latent_lr=0.6)
+    for name, value in params.items():
+        if not name.startswith("latent_"):
+            assert torch.equal(adapted[name], value.expand_as(adapted[name])), name
+    beside = adapt(policy, params, batch.supports[:1], 0.3, latent_lr=0.6)
+    alone = adapt(policy, params, batch.supports[:1], 0.0, latent_lr=0.6)
+    torch.testing.assert_close(alone["latent_mean"], beside["latent_mean"])
+    assert (alone["latent_mean"] - params["latent_mean"]).abs().min() > 1e-3
+    inner = InnerConfig(fast_lr=0.0, latent_lr=0.6, algorithm=algorithm)
+    curvature = group_curvature(policy, params, batch, inner, num_tasks=4)
+    torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
+    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    out = query_distribution(policy, theta, batch, inner, create_graph=True)
+    reference = hessian_vector_product_fn(mean_kl(_detached(out), out, batch.query.masks), list(theta.values()))
+    v = torch.randn(params_to_vector(params).shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)
+    new, stats = meta_update(policy, params, batch, inner, OuterConfig(max_kl=0.01))
+    assert stats.accepted and not stats.nonfinite
+    assert any(not torch.equal(new[k], params[k]) for k in params if not k.startswith("latent_"))
+
+
 def test_a_natural_or_open_loop_latent_needs_its_companion_option() -> None:
     with pytest.raises(ValueError, match=r"^policy.latent_natural=true needs policy.fixed_latent_std=true"):
         GaussianMLPPolicy(3, 2, (4,), latent_dim=1, latent_natural=True)
