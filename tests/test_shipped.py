@@ -44,14 +44,14 @@ def test_shipped_checkpoint_adapts_on_held_out_tasks_as_reported(name: str) -> N
 
 @pytest.mark.slow
 def test_shipped_grasp_policy_lifts_the_demo_bottle_more_often_after_adapting() -> None:
-    """The README's main command: the shipped grasp checkpoint adapted in two steps to the demo's
-    bottle (a held-out shape) lifts it in 35 % of 20 rollouts before and 80 % after (seed 0, as
+    """The README's main command: the shipped grasp checkpoint adapted in three steps to the demo's
+    bottle (a held-out shape) lifts it in 20 % of 20 rollouts before and 95 % after (seed 0, as
     ``make demo`` prints); a rise of at least 25 points is asserted."""
     from metarl.evaluate import adapt_checkpoint
 
     bottle = "bottle length=0.22 radius=0.03 neck=0.012 neck_length=0.07 mass=0.3"
-    report = adapt_checkpoint(SHIPPED / REPORTED["grasp_object"]["file"], bottle, steps=2, seed=0).report
+    report = adapt_checkpoint(SHIPPED / REPORTED["grasp_object"]["file"], bottle, steps=3, seed=0).report
     before, after = report.steps[0].success_rate, report.steps[-1].success_rate
     assert before is not None and after is not None
-    print(f"grasp_object on the demo bottle: success {before:.0%} before, {after:.0%} after two steps")
+    print(f"grasp_object on the demo bottle: success {before:.0%} before, {after:.0%} after three steps")
     assert after >= before + 0.25
