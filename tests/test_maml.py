@@ -87,6 +87,19 @@ def _meta_gradient(policy: GaussianMLPPolicy, params: Params, batch: MetaBatch, 
     return grad
 
 
+def _assert_written_out_maths_exact(
+    policy: GaussianMLPPolicy, params: Params, batch: MetaBatch, inner: InnerConfig, seed: int
+) -> None:
+    """The written-out meta-gradient and curvature product (one random direction) equal autograd's."""
+    curvature = group_curvature(policy, params, batch, inner, num_tasks=batch.query.num_tasks)
+    torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
+    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    out = query_distribution(policy, theta, batch, inner, create_graph=True)
+    reference = hessian_vector_product_fn(mean_kl(_detached(out), out, batch.query.masks), list(theta.values()))
+    v = torch.randn(params_to_vector(params).shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize(("steps", "latent_dim"), [(1, 0), (2, 0), (2, 2)])
 def test_meta_gradient_matches_finite_differences(steps: int, latent_dim: int) -> None:
     policy = tiny_policy(latent_dim=latent_dim)
@@ -560,13 +573,7 @@ def test_a_fixed_narrowing_latent_keeps_the_written_out_maths_exact(
         assert (params["layers.2.weight"][0] == 0).all() and (adapted["layers.2.weight"][:, 0] == 0).all()
         assert (params["layers.2.weight"][1] != 0).all()
     torch.testing.assert_close(adapted["latent_log_std"], (params["latent_log_std"] + 2 * math.log(0.5)).expand(4, k))
-    curvature = group_curvature(policy, params, batch, inner, num_tasks=4)
-    torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
-    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    out = query_distribution(policy, theta, batch, inner, create_graph=True)
-    reference = hessian_vector_product_fn(mean_kl(_detached(out), out, batch.query.masks), list(theta.values()))
-    v = torch.randn(params_to_vector(params).shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)
+    _assert_written_out_maths_exact(policy, params, batch, inner, seed=2)
 
 
 def test_the_natural_latent_step_is_an_evolution_strategys() -> None:
@@ -626,13 +633,7 @@ def test_with_fast_lr_zero_only_the_latent_adapts(algorithm: Algorithm) -> None:
     torch.testing.assert_close(alone["latent_mean"], beside["latent_mean"])
     assert (alone["latent_mean"] - params["latent_mean"]).abs().min() > 1e-3
     inner = InnerConfig(fast_lr=0.0, latent_lr=0.6, algorithm=algorithm)
-    curvature = group_curvature(policy, params, batch, inner, num_tasks=4)
-    torch.testing.assert_close(curvature.gradient, _meta_gradient(policy, params, batch, inner), rtol=1e-10, atol=1e-12)
-    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    out = query_distribution(policy, theta, batch, inner, create_graph=True)
-    reference = hessian_vector_product_fn(mean_kl(_detached(out), out, batch.query.masks), list(theta.values()))
-    v = torch.randn(params_to_vector(params).shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    torch.testing.assert_close(curvature_product(curvature, v, params), reference(v), rtol=1e-9, atol=1e-12)
+    _assert_written_out_maths_exact(policy, params, batch, inner, seed=4)
     new, stats = meta_update(policy, params, batch, inner, OuterConfig(max_kl=0.01))
     assert stats.accepted and not stats.nonfinite
     assert any(not torch.equal(new[k], params[k]) for k in params if not k.startswith("latent_"))
